@@ -1,0 +1,177 @@
+"""The warehouse schema: the load target and the data contract for analytics.
+
+These SQLAlchemy Core tables are the single definition of the warehouse. The Alembic
+migrations in ``warehouse/migrations`` create exactly these tables (a test compares them),
+and the loaders read column lists from here. Works on PostgreSQL and SQLite.
+
+Conventions:
+- Business keys are Finale's ids (text). Timestamps are timezone-aware UTC.
+- Every table carries ``synced_at``: when this row was last written by a sync.
+- Warehouse tables fed from Finale carry ``content_hash``, a hash of the mapped columns,
+  so an upsert can skip rows whose content did not change, and ``deleted_at``, set by a
+  full sync when the record vanished from Finale.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+TS = sa.DateTime(timezone=True)
+MONEY = sa.Numeric(18, 4)
+QTY = sa.Numeric(18, 4)
+
+
+def _sync_columns() -> list[sa.Column]:
+    """Bookkeeping columns every warehouse table fed from Finale carries."""
+    return [
+        sa.Column("content_hash", sa.String(32), nullable=False),
+        sa.Column("deleted_at", TS, nullable=True),
+        sa.Column("synced_at", TS, nullable=False),
+    ]
+
+
+facilities = sa.Table(
+    "facilities",
+    metadata,
+    sa.Column("facility_id", sa.Text, primary_key=True),
+    sa.Column("facility_url", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("parent_facility_id", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("last_updated_at", TS),
+    *_sync_columns(),
+)
+
+vendors = sa.Table(
+    "vendors",
+    metadata,
+    sa.Column("party_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("finale_url", sa.Text, nullable=False),
+    sa.Column("last_updated_at", TS),
+    *_sync_columns(),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("sku", sa.Text, primary_key=True),
+    sa.Column("finale_url", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("status", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("cost", MONEY),
+    sa.Column("primary_vendor_party_id", sa.Text),
+    sa.Column("reorder_point", QTY),
+    sa.Column("reorder_quantity", QTY),
+    sa.Column("created_at", TS),
+    sa.Column("last_updated_at", TS),
+    *_sync_columns(),
+)
+
+stock_levels = sa.Table(
+    "stock_levels",
+    metadata,
+    sa.Column("sku", sa.Text, primary_key=True),
+    sa.Column("facility_id", sa.Text, primary_key=True),
+    sa.Column("quantity_on_hand", QTY, nullable=False),
+    sa.Column("quantity_on_order", QTY, nullable=False),
+    sa.Column("quantity_reserved", QTY, nullable=False),
+    sa.Column("quantity_available", QTY, nullable=False),
+    *_sync_columns(),
+)
+
+purchase_orders = sa.Table(
+    "purchase_orders",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("finale_url", sa.Text, nullable=False),
+    sa.Column("status", sa.Text),
+    sa.Column("vendor_party_id", sa.Text),
+    sa.Column("order_date", TS),
+    sa.Column("due_date", TS),
+    sa.Column("receive_date", TS),
+    sa.Column("destination_facility_id", sa.Text),
+    sa.Column("total_amount", MONEY),
+    sa.Column("line_count", sa.Integer),
+    sa.Column("last_updated_at", TS),
+    *_sync_columns(),
+)
+
+purchase_order_lines = sa.Table(
+    "purchase_order_lines",
+    metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.Text),
+    sa.Column("product_url", sa.Text),
+    sa.Column("quantity", QTY),
+    sa.Column("unit_price", MONEY),
+    *_sync_columns(),
+)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("entity", sa.Text, primary_key=True),
+    sa.Column("watermark", TS),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("synced_at", TS, nullable=False),
+)
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("flow_run_id", sa.Text),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("extracted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("inserted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("quarantined", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deleted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("watermark_before", TS),
+    sa.Column("watermark_after", TS),
+    sa.Column("source_count", sa.Integer),
+    sa.Column("warehouse_count", sa.Integer),
+    sa.Column("source_checksum", sa.Text),
+    sa.Column("warehouse_checksum", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("synced_at", TS, nullable=False),
+    sa.UniqueConstraint("run_id", "entity", name="uq_sync_runs_run_entity"),
+)
+sa.Index("ix_sync_runs_entity_started", sync_runs.c.entity, sync_runs.c.started_at)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("source_key", sa.Text),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("synced_at", TS, nullable=False),
+)
+sa.Index("ix_quarantine_entity_run", quarantine.c.entity, quarantine.c.run_id)
+
+#: Tables fed from Finale, by entity name (the names used by the CLI and sync_runs.entity).
+ENTITY_TABLES: dict[str, tuple[sa.Table, ...]] = {
+    "facilities": (facilities,),
+    "vendors": (vendors,),
+    "products": (products,),
+    "stock": (stock_levels,),
+    "purchase_orders": (purchase_orders, purchase_order_lines),
+}
