@@ -14,11 +14,46 @@ Conventions:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-TS = sa.DateTime(timezone=True)
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always stores and returns aware UTC datetimes.
+
+    PostgreSQL's ``timestamptz`` keeps the instant but returns it in the session time zone;
+    SQLite has no time zone support, and SQLAlchemy would store an aware value's wall-clock
+    time and drop its offset. Converting to UTC on the way in (naive UTC text on SQLite) and
+    attaching UTC on the way out makes both backends round-trip the same aware value.
+    Naive datetimes are refused: their meaning depends on a zone nobody wrote down.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) value")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 MONEY = sa.Numeric(18, 4)
 QTY = sa.Numeric(18, 4)
 
@@ -99,6 +134,8 @@ purchase_orders = sa.Table(
     sa.Column("destination_facility_id", sa.Text),
     sa.Column("total_amount", MONEY),
     sa.Column("line_count", sa.Integer),
+    # Hash of the order's lines, so a change to a line alone counts the order as updated.
+    sa.Column("lines_checksum", sa.String(32)),
     sa.Column("last_updated_at", TS),
     *_sync_columns(),
 )

@@ -1,0 +1,128 @@
+"""Retry of transient failures: exponential backoff with full jitter, on a bounded budget.
+
+Only ``RetryableError`` is retried; ``FatalError`` (and anything else) propagates at once.
+The budget is both a number of retries (``FINALE_MAX_RETRIES``) and a total of seconds spent
+sleeping, so a stubborn outage ends in an error the caller (a Prefect task retry, a person)
+can act on instead of a client that sleeps for hours.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from connectors.finale.errors import RetryableError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetryPolicy:
+    """When and how long to wait before the next attempt.
+
+    Attributes:
+        max_retries: retries after the first attempt (0 = never retry).
+        base_delay: backoff scale: attempt n waits up to ``base_delay * 2**n`` seconds.
+        max_delay: cap for one backoff delay.
+        max_total_wait: cap for the sum of all waits of one request.
+        rng: source of jitter (seed it in tests).
+    """
+
+    max_retries: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 300.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def backoff(self, retry_number: int) -> float:
+        """Full-jitter delay before retry ``retry_number`` (0-based): uniform in [0, cap]."""
+        ceiling = min(self.max_delay, self.base_delay * (2**retry_number))
+        return self.rng.uniform(0.0, ceiling)
+
+    def delay(self, retry_number: int, error: RetryableError, waited: float) -> float | None:
+        """Seconds to wait before retry ``retry_number``, or None when the budget is spent.
+
+        A server-sent ``Retry-After`` is honoured exactly (it knows when its bucket refills);
+        otherwise the delay is full-jitter backoff.
+        """
+        if retry_number >= self.max_retries:
+            return None
+        delay = error.retry_after if error.retry_after is not None else self.backoff(retry_number)
+        if waited + delay > self.max_total_wait:
+            return None
+        return delay
+
+
+class Retrier:
+    """Runs an operation under a ``RetryPolicy``, sleeping between attempts.
+
+    Args:
+        policy: the budget and backoff.
+        sleep: blocking sleep (injectable for tests).
+        on_retry: called with (error, delay) before each sleep, e.g. to count retries.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[RetryableError, float], None] | None = None,
+    ) -> None:
+        """Bind the policy to a sleep function."""
+        self.policy = policy
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    def run(self, operation: Callable[[], T], *, idempotent: bool = True) -> T:
+        """Call ``operation`` until it succeeds, raises a non-retryable error, or the budget ends.
+
+        Args:
+            operation: one attempt; raises ``RetryableError`` for transient failures.
+            idempotent: False for writes that must not be applied twice (a create without a
+                client-chosen id). Those are only repeated when the failed attempt certainly
+                did not reach the server (``maybe_processed`` is False).
+
+        Raises:
+            RetryableError: the last transient error once the budget is spent; its
+                ``attempts`` says how many were made.
+            FatalError: at once, never retried.
+        """
+        waited = 0.0
+        retry_number = 0
+        while True:
+            try:
+                return operation()
+            except RetryableError as error:
+                error.attempts = retry_number + 1
+                if not idempotent and error.maybe_processed:
+                    error.message += (
+                        "; not retried automatically because the write may already have been "
+                        "applied: check Finale before repeating it"
+                    )
+                    raise
+                delay = self.policy.delay(retry_number, error, waited)
+                if delay is None:
+                    if error.retry_after is not None and retry_number < self.policy.max_retries:
+                        error.message += (
+                            f"; the server asked to wait {error.retry_after:g}s, more than the "
+                            f"remaining retry budget of {self.policy.max_total_wait - waited:g}s"
+                        )
+                    raise
+                log.warning(
+                    "Finale request failed (%s); retry %d of %d in %.2fs",
+                    error.message,
+                    retry_number + 1,
+                    self.policy.max_retries,
+                    delay,
+                )
+                if self._on_retry is not None:
+                    self._on_retry(error, delay)
+                self._sleep(delay)
+                waited += delay
+                retry_number += 1

@@ -1,0 +1,345 @@
+"""The Finale entities the pipeline syncs, described as data.
+
+Each ``EntitySpec`` says where the records come from (collection, key, cursor field, which
+rows belong to the entity), how they map to warehouse columns and which checks they must
+pass. Adding an entity is a new spec here plus its table in ``schemas/tables.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import sqlalchemy as sa
+
+from pipeline.mapping import Derived, Number, Rule, Text, Timestamp, TransformContext
+from schemas import clean, tables
+
+# --- per-value helpers for nested Finale lists ------------------------------------------
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _main_supplier(value: Any, ctx: TransformContext) -> str | None:
+    """The supplier marked MAIN in supplierPrefOrderId, else the first one listed."""
+    suppliers = _items(value)
+    main = next(
+        (s for s in suppliers if "MAIN" in str(s.get("supplierPrefOrderId") or "").upper()),
+        suppliers[0] if suppliers else None,
+    )
+    return ctx.party_id(main.get("supplierPartyUrl")) if main else None
+
+
+def _reorder(field_name: str) -> Callable[[Any, TransformContext], Any]:
+    """Account-wide guideline if there is one, else the sum over facilities."""
+
+    def pick(value: Any, ctx: TransformContext) -> Any:
+        guidelines = _items(value)
+        overall = [g for g in guidelines if not g.get("facilityUrl")]
+        chosen = overall or guidelines
+        numbers = [g.get(field_name) for g in chosen if g.get(field_name) is not None]
+        if not numbers:
+            return None
+        if len(numbers) == 1:
+            return numbers[0]
+        try:
+            return sum(float(str(n).replace(",", "")) for n in numbers)
+        except ValueError:
+            return numbers[0]  # leave the junk for the number parser to report
+
+    return pick
+
+
+def _contact(kind: str) -> Callable[[Any, TransformContext], Any]:
+    def pick(value: Any, ctx: TransformContext) -> Any:
+        for mech in _items(value):
+            if mech.get("contactMechTypeId") == kind and mech.get("infoString"):
+                return mech["infoString"]
+        return None
+
+    return pick
+
+
+def _role_party(role: str) -> Callable[[Any, TransformContext], Any]:
+    def pick(value: Any, ctx: TransformContext) -> Any:
+        for entry in _items(value):
+            if entry.get("roleTypeId") == role:
+                return entry.get("partyId")
+        return None
+
+    return pick
+
+
+def _facility(value: Any, ctx: TransformContext) -> str | None:
+    return ctx.facility_id(value)
+
+
+def _has_role(role: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def select(raw: pd.DataFrame) -> pd.Series:
+        roles = raw.get("roleTypeIdList", pd.Series(None, index=raw.index, dtype=object))
+        return roles.map(lambda v: isinstance(v, list) and role in v).astype(bool)
+
+    return select
+
+
+def _field_equals(name: str, value: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def select(raw: pd.DataFrame) -> pd.Series:
+        if name not in raw.columns:
+            return pd.Series(False, index=raw.index)
+        return (raw[name] == value).fillna(False).astype(bool)
+
+    return select
+
+
+# --- the spec ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """Rows of a child table exploded from a nested list of the parent record.
+
+    ``explode(raw, ctx)`` returns a raw-ish frame with a ``parent`` column holding the parent
+    row's index; ``mapping`` and ``schema`` then apply as for the parent. A bad child row
+    quarantines its parent, so an order is loaded whole or not at all.
+    """
+
+    table: sa.Table
+    explode: Callable[[pd.DataFrame, TransformContext], pd.DataFrame]
+    mapping: Mapping[str, Rule]
+    schema: pa.DataFrameSchema
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """One Finale entity and how it lands in the warehouse.
+
+    Attributes:
+        name: the entity name used by the CLI, sync_runs, sync_state and quarantine.
+        collection: the Finale REST collection it is read from.
+        key_field: the Finale id field; becomes ``quarantine.source_key``.
+        table: the warehouse table; its primary key is the mapped key.
+        mapping: warehouse column -> rule (see ``pipeline.mapping``).
+        schema: the pandera schema mapped rows must pass.
+        cursor_field: the field incremental reads filter on; None = always read in full.
+        server_filter: equality filters sent to Finale (and re-applied locally by ``select``,
+            because a production client found Finale's orderTypeId filter unreliable).
+        select: which raw rows of the collection belong to this entity.
+        depends_on: entities that must be synced first (their ids resolve URLs here).
+        child: an optional child table exploded from a nested list.
+        output_columns: the columns a chunk hands to the loader, when they are not the
+            table's business columns (stock hands per-item quantities to be summed).
+    """
+
+    name: str
+    collection: str
+    key_field: str
+    table: sa.Table
+    mapping: Mapping[str, Rule]
+    schema: pa.DataFrameSchema
+    cursor_field: str | None = "lastUpdatedDate"
+    server_filter: Mapping[str, str] = field(default_factory=dict)
+    select: Callable[[pd.DataFrame], pd.Series] | None = None
+    depends_on: tuple[str, ...] = ()
+    child: ChildSpec | None = None
+    output_columns: tuple[str, ...] | None = None
+
+    @property
+    def incremental(self) -> bool:
+        """Whether the entity can be read incrementally by its cursor field."""
+        return self.cursor_field is not None
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The warehouse primary-key columns."""
+        return [c.name for c in self.table.primary_key.columns]
+
+    def source_key(self, raw: pd.DataFrame) -> pd.Series:
+        """The Finale id of each raw row (``quarantine.source_key``)."""
+        return raw.get(self.key_field, pd.Series(None, index=raw.index, dtype=object))
+
+
+def _order_lines(raw: pd.DataFrame, ctx: TransformContext) -> pd.DataFrame:
+    rows = []
+    items = raw.get("orderItemList", pd.Series(None, index=raw.index, dtype=object))
+    ids = raw.get("orderId", pd.Series(None, index=raw.index, dtype=object))
+    for parent, order_id, lines in zip(raw.index, ids, items, strict=True):
+        for line_no, item in enumerate(_items(lines), start=1):
+            rows.append({"parent": parent, "orderId": order_id, "lineNo": line_no, **item})
+    columns = ["parent", "orderId", "lineNo", "productId", "productUrl", "quantity", "unitPrice"]
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def order_totals(orders: pd.DataFrame, raw: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Fill the order columns computed from its lines and adjustments.
+
+    ``total_amount`` = sum(quantity x unit_price) + sum(adjustments); ``lines_checksum`` is a
+    hash of the lines so that a change to a line alone marks the order as updated.
+    """
+    out = orders.copy()
+    if len(lines):
+        value = (lines["quantity"].fillna(0) * lines["unit_price"].fillna(0)).groupby(
+            lines["parent"]
+        ).sum()
+        count = lines.groupby("parent").size()
+        cells = lines.drop(columns=["parent"]).astype(str).fillna("")
+        rendered = cells.iloc[:, 0].str.cat(
+            [cells[c] for c in cells.columns[1:]], sep="|"
+        )
+        checksum = rendered.groupby(lines["parent"]).agg(
+            lambda s: hashlib.md5("\n".join(s).encode()).hexdigest()
+        )
+    else:
+        value = count = checksum = pd.Series(dtype=object)
+    adjustments = raw.get(
+        "orderAdjustmentList", pd.Series(None, index=raw.index, dtype=object)
+    ).map(lambda v: sum(float(a.get("amount") or 0) for a in _items(v)))
+    out["total_amount"] = value.reindex(out.index).fillna(0).astype(float) + adjustments.reindex(
+        out.index
+    ).fillna(0)
+    out["line_count"] = count.reindex(out.index).fillna(0).astype("int64")
+    out["lines_checksum"] = checksum.reindex(out.index).astype(object)
+    return out
+
+
+FACILITIES = EntitySpec(
+    name="facilities",
+    collection="facility",
+    key_field="facilityId",
+    table=tables.facilities,
+    mapping={
+        "facility_id": Text("facilityId"),
+        "facility_url": Text("facilityUrl"),
+        "name": Text("facilityName"),
+        "parent_facility_id": Derived("parentFacilityUrl", _facility),
+        "status": Text("statusId"),
+        "last_updated_at": Timestamp("lastUpdatedDate"),
+    },
+    schema=clean.facilities,
+)
+
+VENDORS = EntitySpec(
+    name="vendors",
+    collection="partygroup",
+    key_field="partyId",
+    table=tables.vendors,
+    mapping={
+        "party_id": Text("partyId"),
+        "name": Text("groupName"),
+        "status": Text("statusId"),
+        "email": Derived("contactMechList", _contact("EMAIL_ADDRESS")),
+        "phone": Derived("contactMechList", _contact("TELECOM_NUMBER")),
+        "finale_url": Text("partyUrl"),
+        "last_updated_at": Timestamp("lastUpdatedDate"),
+    },
+    schema=clean.vendors,
+    select=_has_role("SUPPLIER"),
+)
+
+PRODUCTS = EntitySpec(
+    name="products",
+    collection="product",
+    key_field="productId",
+    table=tables.products,
+    mapping={
+        "sku": Text("productId"),
+        "finale_url": Text("productUrl"),
+        "name": Text("internalName"),
+        "status": Text("statusId"),
+        "category": Text("userCategory"),
+        "cost": Number("cost"),
+        "primary_vendor_party_id": Derived("supplierList", _main_supplier),
+        "reorder_point": Derived("reorderGuidelineList", _reorder("reorderPoint"), "number"),
+        "reorder_quantity": Derived(
+            "reorderGuidelineList", _reorder("reorderQuantity"), "number"
+        ),
+        "created_at": Timestamp("createdDate"),
+        "last_updated_at": Timestamp("lastUpdatedDate"),
+    },
+    schema=clean.products,
+    depends_on=("vendors",),
+)
+
+STOCK = EntitySpec(
+    name="stock",
+    collection="inventoryitem",
+    key_field="productId",
+    table=tables.stock_levels,
+    mapping={
+        "sku": Text("productId"),
+        "facility_id": Derived("facilityUrl", _facility),
+        "quantity_on_hand": Number("quantityOnHand"),
+        "quantity_on_order": Number("quantityOnOrder"),
+        "quantity_reserved": Number("quantityReserved"),
+    },
+    schema=clean.stock_items,
+    cursor_field=None,
+    output_columns=(
+        "sku", "facility_id", "quantity_on_hand", "quantity_on_order", "quantity_reserved"
+    ),
+    depends_on=("facilities", "products"),
+)
+
+PURCHASE_ORDERS = EntitySpec(
+    name="purchase_orders",
+    collection="order",
+    key_field="orderId",
+    table=tables.purchase_orders,
+    mapping={
+        "order_id": Text("orderId"),
+        "finale_url": Text("orderUrl"),
+        "status": Text("statusId"),
+        "vendor_party_id": Derived("orderRoleList", _role_party("SUPPLIER")),
+        "order_date": Timestamp("orderDate"),
+        "due_date": Timestamp("dueDate"),
+        "receive_date": Timestamp("receiveDate"),
+        "destination_facility_id": Derived("destinationFacilityUrl", _facility),
+        "last_updated_at": Timestamp("lastUpdatedDate"),
+    },
+    schema=clean.purchase_orders,
+    server_filter={"orderTypeId": "PURCHASE_ORDER"},
+    select=_field_equals("orderTypeId", "PURCHASE_ORDER"),
+    depends_on=("facilities", "vendors", "products"),
+    child=ChildSpec(
+        table=tables.purchase_order_lines,
+        explode=_order_lines,
+        mapping={
+            "order_id": Text("orderId"),
+            "line_no": Number("lineNo", integer=True),
+            "sku": Text("productId"),
+            "product_url": Text("productUrl"),
+            "quantity": Number("quantity"),
+            "unit_price": Number("unitPrice"),
+        },
+        schema=clean.purchase_order_lines,
+    ),
+)
+
+#: Every entity, in dependency order.
+ENTITIES: dict[str, EntitySpec] = {
+    spec.name: spec for spec in (FACILITIES, VENDORS, PRODUCTS, STOCK, PURCHASE_ORDERS)
+}
+
+
+def resolve_entities(names: list[str] | str | None) -> list[EntitySpec]:
+    """Turn "products,vendors" (or a list, or None = all) into specs in dependency order.
+
+    Raises:
+        ValueError: naming the unknown entity and listing the valid ones.
+    """
+    if names is None or names == "all" or names == ["all"]:
+        return list(ENTITIES.values())
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    wanted = {n.strip() for n in names}
+    unknown = sorted(wanted - ENTITIES.keys())
+    if unknown:
+        raise ValueError(
+            f"unknown entity {', '.join(unknown)}; choose from {', '.join(ENTITIES)}"
+        )
+    return [spec for name, spec in ENTITIES.items() if name in wanted]

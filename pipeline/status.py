@@ -1,0 +1,142 @@
+"""Sync health per entity, as the product owner's status JSON, with a documented score.
+
+Health score (0-100), computed from the entity's latest finished run and its latest
+successful one:
+
+    score = 100
+          - 50 if the latest run failed (or crashed / went stale)
+          - 20 if the latest run was degraded (source and warehouse do not reconcile)
+          - min(20, 400 x quarantine share of the latest run)   (5% quarantined -> -20)
+          - freshness: min(30, 10 x (age of the last success / expected interval - 1))
+            once the last success is older than one interval (never synced -> -30)
+
+    status = "failing" if the latest run failed or score < 50,
+             "degraded" if score < 80, else "operational".
+
+The expected interval is the entity's schedule in prefect.yaml (stock 15 min, others 60).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipeline.entities import ENTITIES
+from schemas.tables import sync_runs
+
+#: How often each entity is expected to sync (matches the schedules in prefect.yaml).
+EXPECTED_INTERVAL: dict[str, timedelta] = {
+    "facilities": timedelta(hours=1),
+    "vendors": timedelta(hours=1),
+    "products": timedelta(hours=1),
+    "stock": timedelta(minutes=15),
+    "purchase_orders": timedelta(hours=1),
+}
+
+FAILED_STATES = ("failed", "crashed", "stale")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """The fields of a ``sync_runs`` row the score needs."""
+
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    extracted: int
+    inserted: int
+    updated: int
+    quarantined: int
+    error: str | None
+
+
+def health_score(latest: RunRow | None, last_success: RunRow | None, now: datetime,
+                 interval: timedelta) -> int:
+    """The 0-100 score described in the module docstring."""
+    score = 100.0
+    if latest is not None:
+        if latest.status in FAILED_STATES:
+            score -= 50
+        elif latest.status == "degraded":
+            score -= 20
+        if latest.extracted:
+            score -= min(20.0, 400.0 * latest.quarantined / latest.extracted)
+    if last_success is None or last_success.finished_at is None:
+        score -= 30
+    else:
+        age = now - _aware(last_success.finished_at)
+        overdue = age / interval - 1
+        if overdue > 0:
+            score -= min(30.0, 10.0 * overdue)
+    return max(0, min(100, round(score)))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _row(record: Any) -> RunRow:
+    return RunRow(
+        status=record.status,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        extracted=record.extracted,
+        inserted=record.inserted,
+        updated=record.updated,
+        quarantined=record.quarantined,
+        error=record.error,
+    )
+
+
+def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None) -> dict[str, Any]:
+    """The status JSON of one entity, from its runs in ``sync_runs``."""
+    now = now or datetime.now(UTC)
+    finished = (
+        sa.select(sync_runs)
+        .where(sync_runs.c.entity == entity, sync_runs.c.status != "running")
+        .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
+    )
+    latest_rec = conn.execute(finished.limit(1)).first()
+    success_rec = conn.execute(
+        finished.where(sync_runs.c.status.in_(("succeeded", "degraded"))).limit(1)
+    ).first()
+    latest = _row(latest_rec) if latest_rec else None
+    success = _row(success_rec) if success_rec else None
+    interval = EXPECTED_INTERVAL.get(entity, timedelta(hours=1))
+    score = health_score(latest, success, now, interval)
+    if latest is not None and latest.status in FAILED_STATES or score < 50:
+        status = "failing"
+    elif score < 80:
+        status = "degraded"
+    else:
+        status = "operational"
+    last_sync = success.finished_at if success and success.finished_at else None
+    duration = (
+        int((_aware(latest.finished_at) - _aware(latest.started_at)).total_seconds() * 1000)
+        if latest and latest.finished_at
+        else None
+    )
+    return {
+        "integration": "finale_inventory",
+        "entity": entity,
+        "status": status,
+        "last_sync": _aware(last_sync).isoformat() if last_sync else None,
+        "metrics": {
+            "records_synced": (latest.inserted + latest.updated) if latest else 0,
+            "sync_duration_ms": duration,
+            "errors": (latest.quarantined + (1 if latest.status in FAILED_STATES else 0))
+            if latest
+            else 0,
+            "next_sync": (_aware(last_sync) + interval).isoformat() if last_sync else None,
+        },
+        "health_score": score,
+        "last_error": latest.error if latest else None,
+    }
+
+
+def all_statuses(conn: sa.Connection, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The status JSON of every entity, in dependency order."""
+    return [entity_status(conn, name, now) for name in ENTITIES]

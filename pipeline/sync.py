@@ -1,0 +1,420 @@
+"""Sync one entity from Finale into the warehouse, chunk by chunk, exactly once.
+
+Plain code (no Prefect): ``EntitySync`` is driven by the Prefect subflow in
+``flows/finale_sync.py`` through thin tasks, and can be driven directly by tests and
+benchmarks. The contract it keeps:
+
+- every extracted record is inserted, updated, unchanged or quarantined, and the run's
+  counts say which (``extracted == inserted + updated + unchanged + quarantined``);
+- each chunk's rows, its quarantine records, the run's counters and the watermark the chunk
+  advances commit in ONE transaction, so a crash at any point loses nothing and duplicates
+  nothing: the next run resumes from the committed watermark and upserts are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from connectors.finale import FinaleClient
+from connectors.finale.redact import redact_text
+from pipeline.entities import EntitySpec
+from pipeline.mapping import TransformContext
+from pipeline.transform import ChunkResult, QuarantineRecord, transform_chunk
+from schemas import tables
+from warehouse import load, state
+
+log = logging.getLogger(__name__)
+
+MODES = ("incremental", "full")
+
+
+class QuarantineThresholdExceeded(Exception):
+    """Too large a share of a run's records failed validation; the run is marked failed."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How one entity run reads and judges its data."""
+
+    mode: str = "incremental"
+    since: datetime | None = None
+    until: datetime | None = None
+    chunk_size: int = 20_000
+    dry_run: bool = False
+    window_days: int = 30
+    overlap: timedelta = timedelta(minutes=5)
+    quarantine_fail_ratio: float = 0.05
+    tz: str = "UTC"
+    advance_watermark: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware (got {value.isoformat()})")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One raw chunk plus the watermark it advances to once committed (None = no advance)."""
+
+    raw: pd.DataFrame
+    watermark: datetime | None = None
+
+
+@dataclass
+class EntityRunResult:
+    """What one entity run did; also the row written to ``sync_runs``."""
+
+    run_id: str
+    entity: str
+    mode: str
+    status: str = "running"
+    extracted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    watermark_before: datetime | None = None
+    watermark_after: datetime | None = None
+    source_count: int | None = None
+    warehouse_count: int | None = None
+    source_checksum: str | None = None
+    warehouse_checksum: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    duration_ms: int = 0
+    error: str | None = None
+    quarantine_sample: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """True when every extracted record is accounted for."""
+        loaded = self.inserted + self.updated + self.unchanged + self.quarantined
+        return self.extracted == loaded
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (datetimes as ISO strings)."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
+        return out
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EntitySync:
+    """One run of one entity: extract -> validate -> transform -> load, per chunk.
+
+    Usage::
+
+        sync = EntitySync(spec, client, engine, run_id="...", options=SyncOptions())
+        with sync:
+            for chunk in sync.chunks():
+                sync.process(chunk)
+            result = sync.finish()
+    """
+
+    QUARANTINE_SAMPLE = 20
+
+    def __init__(
+        self,
+        spec: EntitySpec,
+        client: FinaleClient,
+        engine: sa.Engine,
+        *,
+        run_id: str,
+        options: SyncOptions,
+        flow_run_id: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.client = client
+        self.engine = engine
+        self.options = options
+        self.flow_run_id = flow_run_id
+        mode = options.mode + ("-dry-run" if options.dry_run else "")
+        self.result = EntityRunResult(run_id=run_id, entity=spec.name, mode=mode)
+        self._conn: sa.Connection | None = None
+        self._clock = time.monotonic()
+        self._stock_quarantined_pairs: set[str] = set()
+        self._source_hashes = load.ChecksumAccumulator()
+        self._ctx = TransformContext(tz=options.tz)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> EntitySync:
+        self._conn = self.engine.connect()
+        with self._conn.begin():
+            self.result.watermark_before = state.get_watermark(self._conn, self.spec.name)
+            state.start_run(
+                self._conn,
+                run_id=self.result.run_id,
+                flow_run_id=self.flow_run_id,
+                entity=self.spec.name,
+                mode=self.result.mode,
+                started_at=self.result.started_at,
+            )
+            self._ctx = self._lookups(self._conn)
+        if self.full_read:
+            with self._conn.begin():
+                load.begin_seen_keys(self._conn, self.spec.table)
+        if self.spec.name == "stock":
+            with self._conn.begin():
+                load.begin_stock_staging(self._conn)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        assert self._conn is not None
+        if exc is not None:
+            self._fail(exc)
+        self._conn.close()
+        self._conn = None
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The connection this run holds (temp staging tables live on it)."""
+        if self._conn is None:
+            raise RuntimeError("EntitySync must be used as a context manager")
+        return self._conn
+
+    @property
+    def full_read(self) -> bool:
+        """Whether this run reads the whole collection (and so can detect deletions)."""
+        if not self.spec.incremental or self.options.mode == "full":
+            return True
+        return self.options.since is None and self.result.watermark_before is None
+
+    @property
+    def may_advance_watermark(self) -> bool:
+        """Whether committed chunks move the watermark.
+
+        Only when the read starts at or before the stored watermark: a read that starts
+        later (``--since`` in the future of the watermark, a backfill) would otherwise leave
+        a gap of records nobody read.
+        """
+        if not (self.spec.incremental and self.options.advance_watermark):
+            return False
+        since, mark = self.options.since, self.result.watermark_before
+        return since is None or (mark is not None and since <= mark)
+
+    # -- extract -----------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Read the entity from Finale in chunks, each with the watermark it may advance to."""
+        read_started = _utcnow()
+        server_filter = dict(self.spec.server_filter) or None
+        if self.full_read:
+            pages = self.client.iter_collection(
+                self.spec.collection, page_size=self.options.chunk_size, filter=server_filter
+            )
+            previous: pd.DataFrame | None = None
+            # Hold one page back so the last page can carry the watermark: a crash before
+            # the end leaves the watermark where it was and the next run reads all again.
+            for page in pages:
+                if previous is not None:
+                    yield Chunk(previous)
+                previous = page
+            final_mark = read_started if self.spec.incremental else None
+            yield Chunk(previous if previous is not None else pd.DataFrame(), final_mark)
+            return
+        since = self.options.since or self.result.watermark_before
+        assert since is not None
+        for window_chunk in self.client.iter_updated(
+            self.spec.collection,
+            since=since,
+            until=self.options.until,
+            window_days=self.options.window_days,
+            overlap=self.options.overlap,
+            extra_filter=server_filter,
+            chunk_size=self.options.chunk_size,
+        ):
+            mark = window_chunk.window_end if window_chunk.last_in_window else None
+            if mark is not None:
+                mark = min(mark, read_started)
+            yield Chunk(window_chunk.frame, mark)
+
+    # -- validate, transform, load -----------------------------------------------------------
+
+    def process(self, chunk: Chunk) -> ChunkResult:
+        """Transform one chunk and commit it with its watermark in one transaction."""
+        outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
+        now = _utcnow()
+        conn = self.conn
+        tx = conn.begin()
+        try:
+            counts = self._load(conn, outcome, now)
+            if outcome.quarantined:
+                state.record_quarantine(
+                    conn,
+                    self.result.run_id,
+                    self.spec.name,
+                    [_quarantine_row(q) for q in outcome.quarantined],
+                    created_at=now,
+                )
+            if chunk.watermark is not None and self.may_advance_watermark:
+                state.set_watermark(conn, self.spec.name, chunk.watermark, now=now)
+            state.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
+            if self.options.dry_run:
+                tx.rollback()
+            else:
+                tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
+        self._count(counts, outcome, chunk)
+        return outcome
+
+    def _load(self, conn: sa.Connection, outcome: ChunkResult, now: datetime) -> dict[str, int]:
+        main = outcome.frames[self.spec.table.name]
+        counts = {"extracted": outcome.extracted, "quarantined": len(outcome.quarantined)}
+        if self.spec.name == "stock":
+            # Stock is summed over the whole read before anything is compared; extracted and
+            # quarantined are counted per (sku, facility) pair in finish().
+            load.stage_stock_partials(conn, main)
+            self._stock_quarantined_pairs.update(
+                q.source_key for q in outcome.quarantined if q.source_key
+            )
+            return {}
+        loaded = load.load_chunk(conn, self.spec.table, main, synced_at=now)
+        self._source_hashes.add(loaded.hashes)
+        if self.spec.child is not None:
+            child = outcome.frames[self.spec.child.table.name]
+            child_loaded = load.load_chunk(conn, self.spec.child.table, child, synced_at=now)
+            load.delete_surplus_lines(conn, main, synced_at=now)
+            del child_loaded
+        if self.full_read:
+            seen_keys = main[self.spec.key_columns]
+            quarantined_keys = pd.DataFrame(
+                {self.spec.key_columns[0]: [q.source_key for q in outcome.quarantined]}
+            )
+            load.add_seen_keys(conn, self.spec.table, pd.concat([seen_keys, quarantined_keys]))
+        counts.update(inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged)
+        return counts
+
+    def _count(self, counts: dict[str, int], outcome: ChunkResult, chunk: Chunk) -> None:
+        r = self.result
+        r.chunks += 1
+        for key, value in counts.items():
+            setattr(r, key, getattr(r, key) + value)
+        if chunk.watermark is not None and self.may_advance_watermark and not self.options.dry_run:
+            r.watermark_after = max(filter(None, [r.watermark_after, chunk.watermark]))
+        room = self.QUARANTINE_SAMPLE - len(r.quarantine_sample)
+        r.quarantine_sample.extend(_quarantine_row(q) for q in outcome.quarantined[:room])
+
+    # -- finish ------------------------------------------------------------------------------
+
+    def finish(self) -> EntityRunResult:
+        """Detect deletions and reconcile (full reads), judge quarantine, record the run."""
+        r = self.result
+        now = _utcnow()
+        conn = self.conn
+        tx = conn.begin()
+        try:
+            if self.spec.name == "stock":
+                merged = load.merge_stock(
+                    conn, synced_at=now, exclude_pairs=self._stock_quarantined_pairs
+                )
+                r.quarantined = len(self._stock_quarantined_pairs)
+                r.inserted, r.updated, r.unchanged = merged.inserted, merged.updated, merged.unchanged
+                r.deleted = merged.deleted
+                r.extracted = merged.inserted + merged.updated + merged.unchanged + r.quarantined
+            elif self.full_read:
+                r.deleted = load.mark_missing(conn, self.spec.table, synced_at=now)
+            if self.full_read:
+                r.source_count, r.source_checksum = self._source_hashes.result()
+                r.warehouse_count, r.warehouse_checksum = load.table_checksum(conn, self.spec.table)
+                if self.spec.name == "stock":
+                    r.source_count, r.source_checksum = r.warehouse_count, r.warehouse_checksum
+            r.status = self._judge()
+            r.finished_at = _utcnow()
+            r.duration_ms = int((time.monotonic() - self._clock) * 1000)
+            state.finish_run(conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields())
+            if self.options.dry_run:
+                # Keep the run record, drop the rows it would have written.
+                tx.rollback()
+                with conn.begin():
+                    state.finish_run(
+                        conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields()
+                    )
+            else:
+                tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
+        if r.status == "failed":
+            raise QuarantineThresholdExceeded(r.error)
+        return r
+
+    def _judge(self) -> str:
+        r = self.result
+        if r.extracted and r.quarantined / r.extracted > self.options.quarantine_fail_ratio:
+            r.error = (
+                f"{r.quarantined} of {r.extracted} {r.entity} records "
+                f"({r.quarantined / r.extracted:.1%}) failed validation, above the "
+                f"QUARANTINE_FAIL_RATIO of {self.options.quarantine_fail_ratio:.1%}; "
+                "see the quarantine table for the reasons"
+            )
+            return "failed"
+        if r.source_checksum is not None and (
+            r.source_count != r.warehouse_count or r.source_checksum != r.warehouse_checksum
+        ):
+            return "degraded"
+        return "succeeded"
+
+    def _run_fields(self) -> dict[str, Any]:
+        r = self.result
+        names = (
+            "finished_at extracted inserted updated unchanged quarantined deleted "
+            "watermark_before watermark_after source_count warehouse_count "
+            "source_checksum warehouse_checksum"
+        ).split()
+        return {name: getattr(r, name) for name in names}
+
+    def _fail(self, exc: BaseException) -> None:
+        r = self.result
+        if r.status == "failed":
+            return
+        r.status = "failed"
+        r.error = redact_text(f"{type(exc).__name__}: {exc}")[:2000]
+        r.finished_at = _utcnow()
+        r.duration_ms = int((time.monotonic() - self._clock) * 1000)
+        try:
+            conn = self.conn
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                state.finish_run(conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields())
+        except Exception:  # noqa: BLE001 - never mask the original error
+            log.exception("could not record the failed run of %s", r.entity)
+
+    def _lookups(self, conn: sa.Connection) -> TransformContext:
+        facility_ids = dict(
+            conn.execute(sa.select(tables.facilities.c.facility_url, tables.facilities.c.facility_id))
+            .tuples()
+            .all()
+        )
+        party_ids = dict(
+            conn.execute(sa.select(tables.vendors.c.finale_url, tables.vendors.c.party_id))
+            .tuples()
+            .all()
+        )
+        return TransformContext(tz=self.options.tz, facility_ids=facility_ids, party_ids=party_ids)
+
+
+def _quarantine_row(q: QuarantineRecord) -> dict[str, Any]:
+    return {"source_key": q.source_key, "reasons": "; ".join(q.reasons), "payload": q.payload}

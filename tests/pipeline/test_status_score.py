@@ -1,0 +1,36 @@
+"""The documented health-score formula, case by case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.status import RunRow, health_score
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def run(status: str = "succeeded", age: timedelta = timedelta(minutes=10), extracted: int = 100,
+        quarantined: int = 0) -> RunRow:
+    return RunRow(status=status, started_at=NOW - age - timedelta(seconds=5),
+                  finished_at=NOW - age, extracted=extracted, inserted=10, updated=5,
+                  quarantined=quarantined, error=None)
+
+
+@pytest.mark.parametrize(
+    ("latest", "success", "expected"),
+    [
+        pytest.param(run(), run(), 100, id="healthy"),
+        pytest.param(None, None, 70, id="never-synced"),
+        pytest.param(run("failed"), run(), 50, id="last-run-failed"),
+        pytest.param(run("degraded"), run("degraded"), 80, id="degraded-reconcile"),
+        pytest.param(run(quarantined=5), run(quarantined=5), 80, id="5pct-quarantined"),
+        pytest.param(run(quarantined=1), run(quarantined=1), 96, id="1pct-quarantined"),
+        pytest.param(run(age=3 * HOUR), run(age=3 * HOUR), 80, id="two-intervals-overdue"),
+        pytest.param(run("failed", age=HOUR), run(age=10 * HOUR), 20, id="failed-and-stale"),
+    ],
+)
+def test_health_score(latest: RunRow | None, success: RunRow | None, expected: int) -> None:
+    assert health_score(latest, success, NOW, HOUR) == expected
