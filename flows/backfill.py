@@ -82,8 +82,12 @@ def finale_backfill(
                     skipped += 1
                 else:
                     result = sync_entity(
-                        entity=spec.name, mode="incremental", since=start, until=end,
-                        chunk_size=chunk_size, advance_watermark=False,
+                        entity=spec.name,
+                        mode="incremental",
+                        since=start,
+                        until=end,
+                        chunk_size=chunk_size,
+                        advance_watermark=False,
                     )
                     with engine.begin() as conn:
                         backfills.record_window(conn, bid, spec.name, start, end, result)
@@ -93,8 +97,15 @@ def finale_backfill(
                 progress.update(100.0 * done / total)
                 if on_progress:
                     on_progress(done, total)
-                logger.info("backfill %s: %s window %s..%s done (%d/%d)", bid, spec.name,
-                            start.isoformat(), end.isoformat(), done, total)
+                logger.info(
+                    "backfill %s: %s window %s..%s done (%d/%d)",
+                    bid,
+                    spec.name,
+                    start.isoformat(),
+                    end.isoformat(),
+                    done,
+                    total,
+                )
     finally:
         engine.dispose()
     return {"backfill_id": bid, "windows": total, "skipped": skipped, "entities": totals}

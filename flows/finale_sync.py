@@ -65,19 +65,27 @@ def sync_entity(
     settings = load_settings()
     spec = ENTITIES[entity]
     options = _options(
-        settings, mode=mode, since=since, until=until, chunk_size=chunk_size,
-        dry_run=dry_run, advance_watermark=advance_watermark,
+        settings,
+        mode=mode,
+        since=since,
+        until=until,
+        chunk_size=chunk_size,
+        dry_run=dry_run,
+        advance_watermark=advance_watermark,
     )
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
-        with FinaleClient(settings.finale()) as client, EntitySync(
-            spec,
-            client,
-            engine,
-            run_id=run_id or str(uuid.uuid4()),
-            options=options,
-            flow_run_id=str(flow_run.id) if flow_run.id else None,
-        ) as sync:
+        with (
+            FinaleClient(settings.finale()) as client,
+            EntitySync(
+                spec,
+                client,
+                engine,
+                run_id=run_id or str(uuid.uuid4()),
+                options=options,
+                flow_run_id=str(flow_run.id) if flow_run.id else None,
+            ) as sync,
+        ):
             for chunk in sync.chunks():
                 process_chunk(sync, chunk)
             result = finish_entity(sync)
@@ -85,8 +93,13 @@ def sync_entity(
         engine.dispose()
     logger.info(
         "%s: extracted=%d inserted=%d updated=%d unchanged=%d quarantined=%d deleted=%d",
-        entity, result.extracted, result.inserted, result.updated, result.unchanged,
-        result.quarantined, result.deleted,
+        entity,
+        result.extracted,
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        result.quarantined,
+        result.deleted,
     )
     return result.as_dict()
 
@@ -125,8 +138,14 @@ def finale_sync(
     failures: list[str] = []
     for spec in specs:
         state = sync_entity(
-            entity=spec.name, mode=mode, since=since, until=until,
-            chunk_size=chunk_size, dry_run=dry_run, run_id=run_id, return_state=True,
+            entity=spec.name,
+            mode=mode,
+            since=since,
+            until=until,
+            chunk_size=chunk_size,
+            dry_run=dry_run,
+            run_id=run_id,
+            return_state=True,
         )
         if state.is_completed():
             results[spec.name] = state.result()

@@ -171,9 +171,17 @@ def sandbox(
 
     serve(
         SandboxConfig(
-            port=port, host=host, products=products, seed=seed,
-            rate_limit_per_minute=rate_limit, faults=faults, fault_seed=fault_seed,
-            max_entities=max_entities, account=account, api_key=api_key, api_secret=api_secret,
+            port=port,
+            host=host,
+            products=products,
+            seed=seed,
+            rate_limit_per_minute=rate_limit,
+            faults=faults,
+            fault_seed=fault_seed,
+            max_entities=max_entities,
+            account=account,
+            api_key=api_key,
+            api_secret=api_secret,
         )
     )
 

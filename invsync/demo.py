@@ -38,9 +38,7 @@ def _line(name: str, r: dict[str, Any]) -> str:
     )
 
 
-def run_demo(
-    *, products: int, warehouse_url: str, echo: Callable[[str], None] = print
-) -> int:
+def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] = print) -> int:
     """Run the demo; return the process exit code (0 when both syncs succeeded)."""
     from invsync.cli import run_sync
     from sandbox.control import SandboxControl

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     alert_email_from: str | None = None
     alert_email_to: str | None = None
     slack_webhook_url: SecretStr | None = None
+    alert_prefect_block: str | None = None
+
+    # Operations (issue 4).
+    lock_wait_seconds: float = Field(default=0.0, ge=0)
+    stale_run_minutes: int = Field(default=120, gt=0)
+    finale_shared_rate_limit: str = "finale-api"
 
     @field_validator("finale_timezone")
     @classmethod

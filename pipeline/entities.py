@@ -183,14 +183,14 @@ def order_totals(orders: pd.DataFrame, raw: pd.DataFrame, lines: pd.DataFrame) -
     """
     out = orders.copy()
     if len(lines):
-        value = (lines["quantity"].fillna(0) * lines["unit_price"].fillna(0)).groupby(
-            lines["parent"]
-        ).sum()
+        value = (
+            (lines["quantity"].fillna(0) * lines["unit_price"].fillna(0))
+            .groupby(lines["parent"])
+            .sum()
+        )
         count = lines.groupby("parent").size()
         cells = lines.drop(columns=["parent"]).astype(str).fillna("")
-        rendered = cells.iloc[:, 0].str.cat(
-            [cells[c] for c in cells.columns[1:]], sep="|"
-        )
+        rendered = cells.iloc[:, 0].str.cat([cells[c] for c in cells.columns[1:]], sep="|")
         checksum = rendered.groupby(lines["parent"]).agg(
             lambda s: hashlib.md5("\n".join(s).encode()).hexdigest()
         )
@@ -255,9 +255,7 @@ PRODUCTS = EntitySpec(
         "cost": Number("cost"),
         "primary_vendor_party_id": Derived("supplierList", _main_supplier),
         "reorder_point": Derived("reorderGuidelineList", _reorder("reorderPoint"), "number"),
-        "reorder_quantity": Derived(
-            "reorderGuidelineList", _reorder("reorderQuantity"), "number"
-        ),
+        "reorder_quantity": Derived("reorderGuidelineList", _reorder("reorderQuantity"), "number"),
         "created_at": Timestamp("createdDate"),
         "last_updated_at": Timestamp("lastUpdatedDate"),
     },
@@ -280,7 +278,11 @@ STOCK = EntitySpec(
     schema=clean.stock_items,
     cursor_field=None,
     output_columns=(
-        "sku", "facility_id", "quantity_on_hand", "quantity_on_order", "quantity_reserved"
+        "sku",
+        "facility_id",
+        "quantity_on_hand",
+        "quantity_on_order",
+        "quantity_reserved",
     ),
     depends_on=("facilities", "products"),
 )
@@ -339,7 +341,5 @@ def resolve_entities(names: list[str] | str | None) -> list[EntitySpec]:
     wanted = {n.strip() for n in names}
     unknown = sorted(wanted - ENTITIES.keys())
     if unknown:
-        raise ValueError(
-            f"unknown entity {', '.join(unknown)}; choose from {', '.join(ENTITIES)}"
-        )
+        raise ValueError(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ENTITIES)}")
     return [spec for name, spec in ENTITIES.items() if name in wanted]

@@ -53,8 +53,9 @@ class RunRow:
     error: str | None
 
 
-def health_score(latest: RunRow | None, last_success: RunRow | None, now: datetime,
-                 interval: timedelta) -> int:
+def health_score(
+    latest: RunRow | None, last_success: RunRow | None, now: datetime, interval: timedelta
+) -> int:
     """The 0-100 score described in the module docstring."""
     score = 100.0
     if latest is not None:

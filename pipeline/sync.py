@@ -330,7 +330,11 @@ class EntitySync:
                     conn, synced_at=now, exclude_pairs=self._stock_quarantined_pairs
                 )
                 r.quarantined = len(self._stock_quarantined_pairs)
-                r.inserted, r.updated, r.unchanged = merged.inserted, merged.updated, merged.unchanged
+                r.inserted, r.updated, r.unchanged = (
+                    merged.inserted,
+                    merged.updated,
+                    merged.unchanged,
+                )
                 r.deleted = merged.deleted
                 r.extracted = merged.inserted + merged.updated + merged.unchanged + r.quarantined
             elif self.full_read:
@@ -343,7 +347,9 @@ class EntitySync:
             r.status = self._judge()
             r.finished_at = _utcnow()
             r.duration_ms = int((time.monotonic() - self._clock) * 1000)
-            state.finish_run(conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields())
+            state.finish_run(
+                conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields()
+            )
             if self.options.dry_run:
                 # Keep the run record, drop the rows it would have written.
                 tx.rollback()
@@ -398,13 +404,17 @@ class EntitySync:
             if conn.in_transaction():
                 conn.rollback()
             with conn.begin():
-                state.finish_run(conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields())
+                state.finish_run(
+                    conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
+                )
         except Exception:  # noqa: BLE001 - never mask the original error
             log.exception("could not record the failed run of %s", r.entity)
 
     def _lookups(self, conn: sa.Connection) -> TransformContext:
         facility_ids = dict(
-            conn.execute(sa.select(tables.facilities.c.facility_url, tables.facilities.c.facility_id))
+            conn.execute(
+                sa.select(tables.facilities.c.facility_url, tables.facilities.c.facility_id)
+            )
             .tuples()
             .all()
         )

@@ -34,7 +34,7 @@ def pg_admin_engine() -> Iterator[sa.Engine]:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+    except Exception as exc:
         engine.dispose()
         reason = (
             f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)} "
@@ -74,3 +74,12 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect server and database, started once for the whole session (~15 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

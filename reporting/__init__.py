@@ -1,0 +1,46 @@
+"""Sync-health reporting in Prefect: artifacts per run, events per entity, masking.
+
+- ``publish_run_artifacts(results, status_rows)``: counts, quarantine sample, health;
+- ``create_progress(key)`` / ``ProgressArtifact``: a backfill's progress bar;
+- ``emit_sync_event(result, status)``: ``inventory-sync.sync.{completed,degraded,failed}``;
+- ``reporting.masking``: pure masking of emails and phone numbers (no Prefect import).
+"""
+
+from reporting.artifacts import (
+    COUNTS_KEY,
+    HEALTH_KEY,
+    QUARANTINE_KEY,
+    ProgressArtifact,
+    artifact_key,
+    create_progress,
+    publish_run_artifacts,
+)
+from reporting.events import (
+    EVENT_COMPLETED,
+    EVENT_DEGRADED,
+    EVENT_FAILED,
+    emit_sync_event,
+    entity_resource,
+    sync_event_payload,
+)
+from reporting.masking import mask_email, mask_phone, mask_pii, mask_text
+
+__all__ = [
+    "COUNTS_KEY",
+    "EVENT_COMPLETED",
+    "EVENT_DEGRADED",
+    "EVENT_FAILED",
+    "HEALTH_KEY",
+    "QUARANTINE_KEY",
+    "ProgressArtifact",
+    "artifact_key",
+    "create_progress",
+    "emit_sync_event",
+    "entity_resource",
+    "mask_email",
+    "mask_phone",
+    "mask_pii",
+    "mask_text",
+    "publish_run_artifacts",
+    "sync_event_payload",
+]

@@ -1,0 +1,287 @@
+"""Prefect artifacts for every sync run: counts, a masked quarantine sample, health.
+
+Artifacts are published under STABLE keys, so the Prefect UI's Artifacts page shows each
+one's history across runs (a key must be lowercase letters, digits and dashes):
+
+========================================  ==========  =====================================
+key                                       type        content
+========================================  ==========  =====================================
+``sync-counts``                           table       one row per entity of this run
+``sync-counts-<entity>``                  table       that entity's row, for its own history
+``sync-quarantine-sample``                table       masked sample of quarantined records
+``sync-health``                           markdown    status JSON per entity, health score
+``<key>`` given to ``create_progress``    progress    backfill progress, updated in place
+========================================  ==========  =====================================
+
+(``<entity>`` is the entity name with ``_`` as ``-``: ``sync-counts-purchase-orders``.)
+
+Publishing is best effort: an artifact that cannot be created is logged and skipped, because
+the data the run committed is already in the warehouse and a reporting hiccup must not turn
+a good run into a failed one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from notifications.redact import redact_secrets
+from reporting.masking import mask_text
+from reporting.tables import counts_table, health_markdown, quarantine_table
+
+log = logging.getLogger(__name__)
+
+COUNTS_KEY = "sync-counts"
+QUARANTINE_KEY = "sync-quarantine-sample"
+HEALTH_KEY = "sync-health"
+
+_KEY_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def artifact_key(*parts: str) -> str:
+    """Join ``parts`` into a valid, stable artifact key: ``("sync-counts", "purchase_orders")``
+    -> ``"sync-counts-purchase-orders"``.
+
+    Raises:
+        ValueError: if nothing usable is left (a key must not be empty).
+    """
+    key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    if not key:
+        raise ValueError(f"no artifact key can be made from {parts!r}")
+    return key
+
+
+def _check_key(key: str) -> str:
+    if not _KEY_OK.match(key):
+        suggestion = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+        hint = f" (try {suggestion!r})" if suggestion else ""
+        raise ValueError(f"artifact key {key!r} must be lowercase letters, digits and dashes{hint}")
+    return key
+
+
+def _publish(kind: str, key: str, create: Any, **kwargs: Any) -> UUID | None:
+    try:
+        # ``_sync=True``: these helpers dispatch on the caller's context and would return an
+        # un-awaited coroutine inside an async flow; this module is sync throughout.
+        return cast(UUID, create(key=key, _sync=True, **kwargs))
+    except Exception as exc:  # best effort: see the module docstring
+        log.warning(
+            "could not publish %s artifact %r: %s",
+            kind,
+            key,
+            redact_secrets(f"{type(exc).__name__}: {exc}"),
+        )
+        return None
+
+
+def _description(results: Sequence[Mapping[str, Any]], run_id: str | None) -> str:
+    states = ", ".join(f"{r.get('entity')} {r.get('status')}" for r in results) or "no entities"
+    return f"Sync run `{run_id}`: {states}" if run_id else f"Sync run: {states}"
+
+
+def publish_run_artifacts(
+    results: Sequence[Mapping[str, Any]],
+    status_rows: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    run_id: str | None = None,
+    per_entity: bool = True,
+) -> dict[str, UUID]:
+    """Publish the counts, quarantine-sample and health artifacts of one sync run.
+
+    Call it inside the flow run (the artifacts are then linked to it), after the entities
+    finished, with their ``EntityRunResult.as_dict()`` results and the status rows of
+    ``pipeline.status.all_statuses``.
+
+    Args:
+        results: one dict per entity run (a failed entity may carry only entity, status
+            and error).
+        status_rows: the status JSON per entity, or ``None`` if it could not be computed.
+        run_id: the sync run id, shown in the artifact descriptions.
+        per_entity: also publish ``sync-counts-<entity>`` per entity.
+
+    Returns:
+        ``{key: artifact id}`` for each artifact published (a failed one is absent).
+    """
+    if not results and status_rows is None:
+        return {}
+    run_id = run_id or next((str(r["run_id"]) for r in results if r.get("run_id")), None)
+    description = _description(results, run_id)
+    published: dict[str, UUID | None] = {}
+    if results:
+        published[COUNTS_KEY] = _publish(
+            "table",
+            COUNTS_KEY,
+            create_table_artifact,
+            table=counts_table(results),
+            description=description,
+        )
+        if per_entity:
+            for result in results:
+                key = artifact_key(COUNTS_KEY, str(result.get("entity")))
+                published[key] = _publish(
+                    "table",
+                    key,
+                    create_table_artifact,
+                    table=counts_table([result]),
+                    description=_description([result], run_id),
+                )
+        sample = quarantine_table(results)
+        published[QUARANTINE_KEY] = _publish(
+            "table",
+            QUARANTINE_KEY,
+            create_table_artifact,
+            table=sample,
+            description=(
+                f"{description}. Quarantined records (sample, personal data masked): "
+                f"{len(sample['entity'])}"
+            ),
+        )
+    published[HEALTH_KEY] = _publish(
+        "markdown",
+        HEALTH_KEY,
+        create_markdown_artifact,
+        markdown=health_markdown(status_rows, results),
+        description=description,
+    )
+    return {key: value for key, value in published.items() if value is not None}
+
+
+class ProgressArtifact:
+    """A progress artifact (0-100 %) created on first use and updated in place.
+
+    For backfills: the UI shows one bar that moves, instead of one artifact per window.
+    Creating and updating are best effort (logged, never raised): a progress bar must not
+    fail the backfill it reports on.
+
+    Args:
+        key: stable artifact key (lowercase letters, digits, dashes), e.g.
+            ``backfill-<id>``.
+        description: shown next to the bar.
+
+    Raises:
+        ValueError: if ``key`` is not a valid artifact key.
+    """
+
+    def __init__(self, key: str, description: str | None = None) -> None:
+        self.key = _check_key(key)
+        self.description = description
+        self.artifact_id: UUID | None = None
+        self.progress: float | None = None
+
+    def create(self, progress: float = 0.0) -> UUID | None:
+        """Create the artifact at ``progress`` percent; returns its id (``None`` on failure)."""
+        value = _clamp(progress)
+        self.artifact_id = _publish(
+            "progress",
+            self.key,
+            create_progress_artifact,
+            progress=value,
+            description=self.description,
+        )
+        if self.artifact_id is not None:
+            self.progress = value
+        return self.artifact_id
+
+    def update(self, progress: float, description: str | None = None) -> None:
+        """Move the bar to ``progress`` percent (0-100), creating the artifact if needed.
+
+        Args:
+            progress: percent done; clamped to 0..100.
+            description: a new description, if it should change.
+        """
+        value = _clamp(progress)
+        if description is not None:
+            self.description = description
+        if self.artifact_id is None:
+            self.create(value)
+            return
+        if value == self.progress and description is None:
+            return  # nothing to tell the API
+        try:
+            update_progress_artifact(
+                artifact_id=self.artifact_id,
+                progress=value,
+                description=description,
+                _sync=True,  # type: ignore[call-arg]  # async_dispatch accepts it
+            )
+            self.progress = value
+        except Exception as exc:  # best effort: see the class docstring
+            log.warning(
+                "could not update progress artifact %r: %s",
+                self.key,
+                redact_secrets(f"{type(exc).__name__}: {exc}"),
+            )
+
+
+def _clamp(progress: float) -> float:
+    return max(0.0, min(100.0, float(progress)))
+
+
+def create_progress(
+    key: str, description: str | None = None, progress: float = 0.0
+) -> ProgressArtifact:
+    """Create a progress artifact now and return the handle that updates it.
+
+    Usage::
+
+        bar = create_progress(f"backfill-{backfill_id}", "Backfill of products, 2024")
+        for done, window in enumerate(windows, 1):
+            ...
+            bar.update(100 * done / len(windows))
+    """
+    bar = ProgressArtifact(key, description)
+    bar.create(progress)
+    return bar
+
+
+QUALITY_KEY = "data-quality-report"
+
+
+def publish_quality_report(report: Mapping[str, Any]) -> dict[str, UUID]:
+    """Publish the data-quality report (``pipeline.quality.quality_report``) as artifacts.
+
+    A table per entity (runs, quarantine share, reconciliation) under the stable key
+    ``data-quality-report`` and a markdown of the top quarantine reasons under
+    ``data-quality-reasons``. Reasons never hold personal data (they name checks and values
+    of numeric or id fields), but are masked anyway.
+    """
+    rows = []
+    lines = [f"# Data quality since {report.get('since')}", ""]
+    for entity in report.get("entities", []):
+        recon = entity.get("last_reconcile") or {}
+        rows.append(
+            {
+                "entity": entity["entity"],
+                "runs": entity["runs"],
+                "failed_runs": entity["failed_runs"],
+                "extracted": entity["extracted"],
+                "quarantined": entity["quarantined"],
+                "quarantine_share": entity["quarantine_share"],
+                "source_count": recon.get("source_count"),
+                "warehouse_count": recon.get("warehouse_count"),
+                "checksums_match": recon.get("checksums_match"),
+            }
+        )
+        lines.append(f"## {entity['entity']}")
+        for reason, count in entity.get("top_reasons", []):
+            lines.append(f"- {count} x {mask_text(redact_secrets(str(reason)))}")
+        if not entity.get("top_reasons"):
+            lines.append("- no quarantined records")
+        lines.append("")
+    published = {
+        QUALITY_KEY: _publish("table", QUALITY_KEY, create_table_artifact, table=rows),
+        "data-quality-reasons": _publish(
+            "markdown", "data-quality-reasons", create_markdown_artifact, markdown="\n".join(lines)
+        ),
+    }
+    return {key: value for key, value in published.items() if value is not None}
