@@ -108,7 +108,7 @@ def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None)
     success = _row(success_rec) if success_rec else None
     interval = EXPECTED_INTERVAL.get(entity, timedelta(hours=1))
     score = health_score(latest, success, now, interval)
-    if latest is not None and latest.status in FAILED_STATES or score < 50:
+    if (latest is not None and latest.status in FAILED_STATES) or score < 50:
         status = "failing"
     elif score < 80:
         status = "degraded"

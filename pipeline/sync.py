@@ -35,6 +35,23 @@ log = logging.getLogger(__name__)
 
 MODES = ("incremental", "full")
 
+#: The result fields written to ``sync_runs`` when a run finishes.
+RUN_FIELDS = (
+    "finished_at",
+    "extracted",
+    "inserted",
+    "updated",
+    "unchanged",
+    "quarantined",
+    "deleted",
+    "watermark_before",
+    "watermark_after",
+    "source_count",
+    "warehouse_count",
+    "source_checksum",
+    "warehouse_checksum",
+)
+
 
 class QuarantineThresholdExceeded(Exception):
     """Too large a share of a run's records failed validation; the run is marked failed."""
@@ -176,6 +193,8 @@ class EntitySync:
         if self.spec.name == "stock":
             with self._conn.begin():
                 load.begin_stock_staging(self._conn)
+        if self.options.dry_run:
+            self._conn.begin()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -255,7 +274,7 @@ class EntitySync:
         outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
         now = _utcnow()
         conn = self.conn
-        tx = conn.begin()
+        tx = self._begin()
         try:
             counts = self._load(conn, outcome, now)
             if outcome.quarantined:
@@ -269,15 +288,19 @@ class EntitySync:
             if chunk.watermark is not None and self.may_advance_watermark:
                 state.set_watermark(conn, self.spec.name, chunk.watermark, now=now)
             state.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
-            if self.options.dry_run:
-                tx.rollback()
-            else:
-                tx.commit()
+            tx.commit()
         except BaseException:
             tx.rollback()
             raise
         self._count(counts, outcome, chunk)
         return outcome
+
+    def _begin(self) -> sa.RootTransaction | sa.NestedTransaction:
+        # A dry run does all its work inside one outer transaction that finish() rolls
+        # back; each chunk is a savepoint in it, so staging tables survive between chunks.
+        if self.options.dry_run:
+            return self.conn.begin_nested()
+        return self.conn.begin()
 
     def _load(self, conn: sa.Connection, outcome: ChunkResult, now: datetime) -> dict[str, int]:
         main = outcome.frames[self.spec.table.name]
@@ -323,48 +346,44 @@ class EntitySync:
         r = self.result
         now = _utcnow()
         conn = self.conn
-        tx = conn.begin()
+        tx = self._begin()
         try:
             if self.spec.name == "stock":
-                merged = load.merge_stock(
-                    conn, synced_at=now, exclude_pairs=self._stock_quarantined_pairs
-                )
-                r.quarantined = len(self._stock_quarantined_pairs)
-                r.inserted, r.updated, r.unchanged = (
-                    merged.inserted,
-                    merged.updated,
-                    merged.unchanged,
-                )
-                r.deleted = merged.deleted
-                r.extracted = merged.inserted + merged.updated + merged.unchanged + r.quarantined
+                self._merge_stock(conn, now)
             elif self.full_read:
                 r.deleted = load.mark_missing(conn, self.spec.table, synced_at=now)
             if self.full_read:
                 r.source_count, r.source_checksum = self._source_hashes.result()
                 r.warehouse_count, r.warehouse_checksum = load.table_checksum(conn, self.spec.table)
-                if self.spec.name == "stock":
-                    r.source_count, r.source_checksum = r.warehouse_count, r.warehouse_checksum
             r.status = self._judge()
             r.finished_at = _utcnow()
             r.duration_ms = int((time.monotonic() - self._clock) * 1000)
+            if self.options.dry_run:
+                # Drop everything the run would have written; keep the record of the run.
+                tx.commit()
+                conn.rollback()
+                tx = conn.begin()
             state.finish_run(
                 conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields()
             )
-            if self.options.dry_run:
-                # Keep the run record, drop the rows it would have written.
-                tx.rollback()
-                with conn.begin():
-                    state.finish_run(
-                        conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields()
-                    )
-            else:
-                tx.commit()
+            tx.commit()
         except BaseException:
             tx.rollback()
             raise
         if r.status == "failed":
             raise QuarantineThresholdExceeded(r.error)
         return r
+
+    def _merge_stock(self, conn: sa.Connection, now: datetime) -> None:
+        # Stock is counted per (sku, facility) pair: a pair with any bad inventory item is
+        # quarantined whole and keeps its previous warehouse value.
+        merged = load.merge_stock(conn, synced_at=now, exclude_pairs=self._stock_quarantined_pairs)
+        r = self.result
+        r.quarantined = len(self._stock_quarantined_pairs)
+        r.inserted, r.updated, r.unchanged = merged.inserted, merged.updated, merged.unchanged
+        r.deleted = merged.deleted
+        r.extracted = merged.rows + r.quarantined
+        self._source_hashes.add(merged.checksum)
 
     def _judge(self) -> str:
         r = self.result
@@ -384,12 +403,7 @@ class EntitySync:
 
     def _run_fields(self) -> dict[str, Any]:
         r = self.result
-        names = (
-            "finished_at extracted inserted updated unchanged quarantined deleted "
-            "watermark_before watermark_after source_count warehouse_count "
-            "source_checksum warehouse_checksum"
-        ).split()
-        return {name: getattr(r, name) for name in names}
+        return {name: getattr(r, name) for name in RUN_FIELDS}
 
     def _fail(self, exc: BaseException) -> None:
         r = self.result
@@ -407,7 +421,7 @@ class EntitySync:
                 state.finish_run(
                     conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
                 )
-        except Exception:  # noqa: BLE001 - never mask the original error
+        except Exception:
             log.exception("could not record the failed run of %s", r.entity)
 
     def _lookups(self, conn: sa.Connection) -> TransformContext:

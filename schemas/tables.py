@@ -204,6 +204,22 @@ quarantine = sa.Table(
 )
 sa.Index("ix_quarantine_entity_run", quarantine.c.entity, quarantine.c.run_id)
 
+backfill_windows = sa.Table(
+    "backfill_windows",
+    metadata,
+    sa.Column("backfill_id", sa.Text, primary_key=True),
+    sa.Column("entity", sa.Text, primary_key=True),
+    sa.Column("window_start", TS, primary_key=True),
+    sa.Column("window_end", TS, nullable=False),
+    sa.Column("completed_at", TS, nullable=False),
+    sa.Column("extracted", sa.Integer, nullable=False),
+    sa.Column("inserted", sa.Integer, nullable=False),
+    sa.Column("updated", sa.Integer, nullable=False),
+    sa.Column("unchanged", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("synced_at", TS, nullable=False),
+)
+
 #: Tables fed from Finale, by entity name (the names used by the CLI and sync_runs.entity).
 ENTITY_TABLES: dict[str, tuple[sa.Table, ...]] = {
     "facilities": (facilities,),

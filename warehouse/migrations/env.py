@@ -1,0 +1,80 @@
+"""Alembic environment for the warehouse.
+
+Two ways in:
+- ``warehouse.migrate.upgrade(url)`` hands an open connection in
+  ``config.attributes["connection"]`` (inside its transaction and, on PostgreSQL, under an
+  advisory lock);
+- the ``alembic`` command line passes the database as ``-x url=...``.
+
+SQLite runs with ``render_as_batch`` (ALTER TABLE there is limited; batch mode rebuilds the
+table) and with transactional DDL, which the engine from ``create_warehouse_engine`` makes
+real by emitting ``BEGIN IMMEDIATE`` itself.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+from schemas.tables import metadata
+from warehouse.db import create_warehouse_engine
+
+config = context.config
+
+
+def _configure(connection: sa.Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=sqlite,
+        transactional_ddl=True,
+        compare_type=True,
+    )
+
+
+def run_migrations_offline() -> None:
+    """Emit the migration SQL for ``--sql`` mode instead of running it."""
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    if not url:
+        raise RuntimeError("pass the database URL: alembic -x url=... upgrade head --sql")
+    context.configure(
+        url=url,
+        target_metadata=metadata,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run migrations on a live connection (handed in, or opened from ``-x url=``)."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    if not url:
+        raise RuntimeError("pass the database URL: alembic -x url=... upgrade head")
+    engine = create_warehouse_engine(url)
+    try:
+        with engine.connect() as conn:
+            _configure(conn)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
