@@ -7,20 +7,30 @@ already in the warehouse); the parent flow fails at the end if any entity failed
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from connectors.finale import FinaleClient
+from connectors.finale.ratelimit import RateLimiter
+from deployments.setup import shared_limit_exists
 from invsync.settings import Settings, load_settings
 from pipeline.entities import ENTITIES, resolve_entities
 from pipeline.sync import EntitySync, SyncOptions
+from tasks.report_tasks import health_before, notify_and_emit, publish_artifacts
 from tasks.sync_tasks import finish_entity, process_chunk
+from warehouse import state
 from warehouse.db import create_warehouse_engine
+from warehouse.locks import EntityLocked, entity_lock
 from warehouse.migrate import upgrade
+
+#: A single entity run that takes longer than this is stopped and marked failed by Prefect.
+ENTITY_TIMEOUT_SECONDS = 4 * 3600
 
 
 class SyncFailed(Exception):
@@ -38,15 +48,64 @@ def _options(settings: Settings, **params: Any) -> SyncOptions:
         until=params.get("until"),
         chunk_size=params.get("chunk_size") or settings.sync_chunk_size,
         dry_run=params.get("dry_run", False),
-        advance_watermark=params.get("advance_watermark", True),
         window_days=settings.sync_window_days,
         overlap=timedelta(minutes=settings.sync_overlap_minutes),
         quarantine_fail_ratio=settings.quarantine_fail_ratio,
         tz=settings.finale_timezone,
+        advance_watermark=params.get("advance_watermark", True),
     )
 
 
-@flow(name="sync-entity", flow_run_name="sync-{entity}-{mode}", log_prints=True)
+def _finale_client(settings: Settings) -> FinaleClient:
+    """A client whose requests also draw from the Prefect global rate limit, when set up."""
+    finale = settings.finale()
+    shared = None
+    name = settings.finale_shared_rate_limit
+    # Without `invsync setup` the limit does not exist: the client's own limiter still
+    # applies, and no request pays for a round trip to the Prefect API.
+    if name and flow_run.id and shared_limit_exists(name):
+        from prefect.concurrency.sync import rate_limit
+
+        def shared(method: str) -> None:
+            rate_limit(name, occupy=1, strict=True)
+
+    limiter = RateLimiter.per_minute(finale.rate_limit_per_minute, shared=shared)
+    return FinaleClient(finale, limiter=limiter)
+
+
+def _skipped(run_id: str, entity: str, mode: str, engine: sa.Engine, reason: str) -> dict:
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        state.start_run(
+            conn,
+            run_id=run_id,
+            flow_run_id=str(flow_run.id) if flow_run.id else None,
+            entity=entity,
+            mode=mode,
+            started_at=now,
+        )
+        state.finish_run(conn, run_id, entity, state.SKIPPED, error=reason, finished_at=now)
+    return {
+        "run_id": run_id,
+        "entity": entity,
+        "mode": mode,
+        "status": "skipped",
+        "error": reason,
+        "extracted": 0,
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "quarantined": 0,
+        "deleted": 0,
+    }
+
+
+@flow(
+    name="sync-entity",
+    flow_run_name="sync-{entity}-{mode}",
+    log_prints=True,
+    timeout_seconds=ENTITY_TIMEOUT_SECONDS,
+)
 def sync_entity(
     entity: str,
     mode: str = "incremental",
@@ -59,7 +118,10 @@ def sync_entity(
 ) -> dict[str, Any]:
     """Sync one entity: extract pages -> validate -> transform -> load, chunk by chunk.
 
-    ``advance_watermark=False`` (backfills) loads the rows but leaves the watermark alone.
+    Holds the entity's lock for the whole run, so no other run (another deployment, a
+    backfill, the CLI) writes the same entity at the same time; if the lock is busy the run
+    waits ``LOCK_WAIT_SECONDS`` and is then skipped with a log line. ``advance_watermark=False``
+    (backfills) loads the rows but leaves the watermark alone.
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -73,38 +135,86 @@ def sync_entity(
         dry_run=dry_run,
         advance_watermark=advance_watermark,
     )
+    run_id = run_id or str(uuid.uuid4())
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
-        with (
-            FinaleClient(settings.finale()) as client,
-            EntitySync(
-                spec,
-                client,
+        with engine.connect() as conn:
+            previous_health = health_before(conn, entity)
+        try:
+            with entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds):
+                result = _run_entity(settings, engine, spec, options, run_id)
+        except EntityLocked as exc:
+            logger.warning(str(exc))
+            return _skipped(run_id, entity, options.mode, engine, str(exc))
+        except Exception as exc:
+            with engine.connect() as conn:
+                failed = state.get_run(conn, run_id, entity) or {}
+            notify_and_emit(
+                settings,
                 engine,
-                run_id=run_id or str(uuid.uuid4()),
-                options=options,
-                flow_run_id=str(flow_run.id) if flow_run.id else None,
-            ) as sync,
-        ):
-            for chunk in sync.chunks():
-                process_chunk(sync, chunk)
-            result = finish_entity(sync)
+                {**failed, "entity": entity, "status": "failed", "error": str(exc)},
+                previous_health,
+            )
+            raise
+        notify_and_emit(settings, engine, result, previous_health)
     finally:
         engine.dispose()
     logger.info(
         "%s: extracted=%d inserted=%d updated=%d unchanged=%d quarantined=%d deleted=%d",
         entity,
-        result.extracted,
-        result.inserted,
-        result.updated,
-        result.unchanged,
-        result.quarantined,
-        result.deleted,
+        result["extracted"],
+        result["inserted"],
+        result["updated"],
+        result["unchanged"],
+        result["quarantined"],
+        result["deleted"],
     )
-    return result.as_dict()
+    return result
 
 
-@flow(name="finale-sync", log_prints=True)
+def _run_entity(
+    settings: Settings, engine: sa.Engine, spec: Any, options: SyncOptions, run_id: str
+) -> dict[str, Any]:
+    with (
+        _finale_client(settings) as client,
+        EntitySync(
+            spec,
+            client,
+            engine,
+            run_id=run_id,
+            options=options,
+            flow_run_id=str(flow_run.id) if flow_run.id else None,
+        ) as sync,
+    ):
+        for chunk in sync.chunks():
+            process_chunk(sync, chunk)
+        return finish_entity(sync).as_dict()
+
+
+def _mark_crashed(flow: Any, flow_run_obj: Any, flow_state: Any) -> None:
+    """on_crashed hook: the process died mid-run; close its 'running' rows as crashed."""
+    try:
+        settings = load_settings()
+        engine = create_warehouse_engine(settings.warehouse_url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(state.sync_runs)
+                .where(
+                    state.sync_runs.c.run_id == str(flow_run_obj.id),
+                    state.sync_runs.c.status == state.RUNNING,
+                )
+                .values(
+                    status=state.CRASHED,
+                    finished_at=datetime.now(UTC),
+                    error=f"flow run crashed: {flow_state.message or 'no message'}",
+                )
+            )
+        engine.dispose()
+    except Exception:  # a hook must never raise
+        logging.getLogger(__name__).exception("could not mark crashed runs")
+
+
+@flow(name="finale-sync", log_prints=True, on_crashed=[_mark_crashed])
 def finale_sync(
     entities: list[str] | None = None,
     mode: str = "incremental",
@@ -120,7 +230,7 @@ def finale_sync(
         mode: "incremental" (from the stored watermark) or "full" (also finds deletions
             and reconciles counts and checksums).
         since: read records updated from this instant (incremental; the watermark never
-            moves backwards).
+            moves backwards, nor past a gap).
         until: read records updated up to this instant.
         chunk_size: records per chunk (memory stays flat as the account grows).
         dry_run: do everything but commit the rows.
@@ -133,11 +243,22 @@ def finale_sync(
     settings = load_settings()
     settings.finale()  # fail now, naming the variable, not halfway through the run
     upgrade(settings.warehouse_url)
+    engine = create_warehouse_engine(settings.warehouse_url)
+    with engine.begin() as conn:
+        stale = state.mark_stale_runs(
+            conn, timedelta(minutes=settings.stale_run_minutes), datetime.now(UTC)
+        )
+    if stale:
+        logger.warning(
+            "marked %d run(s) stale: still 'running' past %d minutes",
+            stale,
+            settings.stale_run_minutes,
+        )
     run_id = str(flow_run.id) if flow_run.id else str(uuid.uuid4())
     results: dict[str, Any] = {}
     failures: list[str] = []
     for spec in specs:
-        state = sync_entity(
+        entity_state = sync_entity(
             entity=spec.name,
             mode=mode,
             since=since,
@@ -147,13 +268,22 @@ def finale_sync(
             run_id=run_id,
             return_state=True,
         )
-        if state.is_completed():
-            results[spec.name] = state.result()
+        if entity_state.is_completed():
+            results[spec.name] = entity_state.result()
         else:
-            message = state.message or "failed"
+            message = entity_state.message or "failed"
             failures.append(f"{spec.name}: {message}")
-            results[spec.name] = {"entity": spec.name, "status": "failed", "error": message}
+            with engine.connect() as conn:
+                recorded = state.get_run(conn, run_id, spec.name) or {}
+            results[spec.name] = {
+                **recorded,
+                "entity": spec.name,
+                "status": "failed",
+                "error": message,
+            }
             logger.error("%s failed: %s", spec.name, message)
+    publish_artifacts(engine, list(results.values()), run_id)
+    engine.dispose()
     summary = {"run_id": run_id, "entities": results}
     if failures:
         raise SyncFailed("; ".join(failures), summary)

@@ -153,6 +153,78 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 
 @app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="ISO start of the range to re-read.")],
+    until: Annotated[str, typer.Option(help="ISO end of the range to re-read.")],
+    entities: Annotated[str, typer.Option(help="Comma-separated entities, or 'all'.")] = "all",
+    chunk_size: Annotated[int | None, typer.Option(help="Records per chunk.")] = None,
+) -> None:
+    """Re-read a date range in windows of at most 30 days; rerun to resume after a failure."""
+    from flows.backfill import finale_backfill
+    from pipeline.entities import resolve_entities
+
+    try:
+        settings = load_settings()
+        settings.finale()
+        names = [s.name for s in resolve_entities(entities) if s.incremental]
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
+    with typer.progressbar(length=100, label="backfill") as bar:
+        shown = 0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal shown
+            target = int(100 * done / total)
+            bar.update(target - shown)
+            shown = target
+
+        state = finale_backfill(
+            since=start,
+            until=end,
+            entities=names,
+            chunk_size=chunk_size,
+            on_progress=progress,
+            return_state=True,
+        )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        typer.secho(
+            f"backfill failed: {outcome}; run the same command again to resume",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(
+        f"backfill {outcome['backfill_id']}: {outcome['windows']} windows "
+        f"({outcome['skipped']} already done)"
+    )
+    for name, counts in outcome["entities"].items():
+        typer.echo(f"  {name:16} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command()
+def setup() -> None:
+    """Create the Prefect work pool and the shared Finale rate limit (idempotent)."""
+    from deployments.setup import setup_prefect
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    done = setup_prefect(settings)
+    limit = done["rate_limit"]
+    typer.echo(
+        f"work pool {done['work_pool']} "
+        f"{'created' if done['work_pool_created'] else 'already exists'}; "
+        f"global rate limit {limit['name']!r}: {limit['slots']} slots, "
+        f"{limit['slot_decay_per_second']:.2f}/s"
+    )
+
+
+@app.command()
 def sandbox(
     port: int = 8700,
     host: str = "127.0.0.1",

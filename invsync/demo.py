@@ -40,6 +40,8 @@ def _line(name: str, r: dict[str, Any]) -> str:
 
 def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] = print) -> int:
     """Run the demo; return the process exit code (0 when both syncs succeeded)."""
+    # Keep the demo's output to the story; Prefect's per-task lines are in the UI anyway.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from invsync.cli import run_sync
     from sandbox.control import SandboxControl
     from sandbox.server import SandboxConfig, start_in_thread

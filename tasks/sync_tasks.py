@@ -24,7 +24,11 @@ def process_chunk(sync: EntitySync, chunk: Chunk) -> dict[str, int]:
     """Validate, transform and load one chunk, committing it with its watermark."""
     outcome = sync.process(chunk)
     main = outcome.frames[sync.spec.table.name]
-    return {"extracted": outcome.extracted, "valid": len(main), "quarantined": len(outcome.quarantined)}
+    return {
+        "extracted": outcome.extracted,
+        "valid": len(main),
+        "quarantined": len(outcome.quarantined),
+    }
 
 
 @task(name="finish-entity", task_run_name="{sync.spec.name}-finish", cache_policy=NO_CACHE)

@@ -1,0 +1,81 @@
+"""Tasks that tell people how a sync went: alerts, events and artifacts.
+
+They never fail the sync: a broken Slack webhook must not turn a good load into a failed
+run. Each step logs its own problem and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment, flow_run
+
+from invsync.settings import Settings
+from notifications import Alert, Notifier, channels_from_settings, transition
+from pipeline.status import all_statuses, entity_status
+from reporting import emit_sync_event, publish_run_artifacts
+from schemas.tables import sync_runs
+
+log = logging.getLogger(__name__)
+
+
+def health_before(conn: sa.Connection, entity: str) -> str | None:
+    """The entity's health before a run: None if it never finished a run (a first run)."""
+    finished = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(sync_runs)
+        .where(sync_runs.c.entity == entity, sync_runs.c.status != "running")
+    ).scalar_one()
+    return entity_status(conn, entity)["status"] if finished else None
+
+
+@task(name="notify-and-emit", cache_policy=NO_CACHE)
+def notify_and_emit(
+    settings: Settings,
+    engine: sa.Engine,
+    result: Mapping[str, Any],
+    previous_health: str | None,
+) -> str | None:
+    """Emit the run's event and alert on a change of the entity's health.
+
+    Returns:
+        The alert kind sent, or None.
+    """
+    entity = str(result["entity"])
+    with engine.connect() as conn:
+        status = entity_status(conn, entity)
+    if result.get("status") == "skipped":
+        return None
+    try:
+        emit_sync_event(result, status)
+    except Exception as exc:  # events are best effort
+        log.warning("could not emit the sync event of %s: %s", entity, type(exc).__name__)
+    current = "failed" if result.get("status") == "failed" else status["status"]
+    kind = transition(previous_health, current)
+    if kind is None:
+        return None
+    alert = Alert.from_result(
+        kind,
+        result,
+        deployment=deployment.name,
+        flow_run_url=flow_run.ui_url,
+        status=status,
+    )
+    delivered = Notifier(channels_from_settings(settings)).send(alert)
+    log.info("%s alert for %s delivered to: %s", kind, entity, ", ".join(delivered) or "none")
+    return kind
+
+
+@task(name="publish-artifacts", cache_policy=NO_CACHE)
+def publish_artifacts(
+    engine: sa.Engine, results: Sequence[Mapping[str, Any]], run_id: str
+) -> list[str]:
+    """Publish the counts, quarantine-sample and health artifacts of the run."""
+    with engine.connect() as conn:
+        statuses = all_statuses(conn)
+    return list(publish_run_artifacts(results, statuses, run_id=run_id))
