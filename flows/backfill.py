@@ -14,7 +14,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from connectors.finale.windows import split_range
 from pipeline.entities import resolve_entities
 from warehouse import backfills
 from warehouse.db import create_warehouse_engine
@@ -30,8 +29,18 @@ def backfill_id(entities: list[str], since: datetime, until: datetime) -> str:
 def plan_windows(
     since: datetime, until: datetime, window_days: int
 ) -> list[tuple[datetime, datetime]]:
-    """The windows of at most ``window_days`` that cover [since, until]."""
-    return split_range(since, until, timedelta(days=window_days))
+    """Consecutive closed windows of at most ``window_days`` covering [since, until].
+
+    Each window starts one second after the previous one ends (Finale's timestamps have
+    one-second precision), so no record falls in two windows.
+    """
+    width, step = timedelta(days=window_days), timedelta(seconds=1)
+    windows, start = [], since
+    while start <= until:
+        end = min(start + width, until)
+        windows.append((start, end))
+        start = end + step
+    return windows
 
 
 @flow(name="finale-backfill", log_prints=True)
@@ -59,6 +68,8 @@ def finale_backfill(
     from reporting.artifacts import ProgressArtifact
 
     logger = get_run_logger()
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must be timezone-aware (e.g. 2025-01-01T00:00:00Z)")
     if since >= until:
         raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
     settings = load_settings()

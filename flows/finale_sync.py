@@ -49,7 +49,11 @@ def _options(settings: Settings, **params: Any) -> SyncOptions:
         chunk_size=params.get("chunk_size") or settings.sync_chunk_size,
         dry_run=params.get("dry_run", False),
         window_days=settings.sync_window_days,
-        overlap=timedelta(minutes=settings.sync_overlap_minutes),
+        overlap=timedelta(
+            minutes=settings.sync_overlap_minutes
+            if params.get("overlap_minutes") is None
+            else params["overlap_minutes"]
+        ),
         quarantine_fail_ratio=settings.quarantine_fail_ratio,
         tz=settings.finale_timezone,
         advance_watermark=params.get("advance_watermark", True),
@@ -115,13 +119,15 @@ def sync_entity(
     dry_run: bool = False,
     run_id: str | None = None,
     advance_watermark: bool = True,
+    overlap_minutes: int | None = None,
 ) -> dict[str, Any]:
     """Sync one entity: extract pages -> validate -> transform -> load, chunk by chunk.
 
     Holds the entity's lock for the whole run, so no other run (another deployment, a
     backfill, the CLI) writes the same entity at the same time; if the lock is busy the run
     waits ``LOCK_WAIT_SECONDS`` and is then skipped with a log line. ``advance_watermark=False``
-    (backfills) loads the rows but leaves the watermark alone.
+    (backfills) loads the rows but leaves the watermark alone; ``overlap_minutes`` overrides
+    SYNC_OVERLAP_MINUTES (a backfill's windows are contiguous, so it reads with none).
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -134,8 +140,10 @@ def sync_entity(
         chunk_size=chunk_size,
         dry_run=dry_run,
         advance_watermark=advance_watermark,
+        overlap_minutes=overlap_minutes,
     )
     run_id = run_id or str(uuid.uuid4())
+    upgrade(settings.warehouse_url)  # cheap when current; this flow may run on its own
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
         with engine.connect() as conn:

@@ -1,0 +1,154 @@
+"""Overlap protection and backfills, through real Prefect flow runs against the sandbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flows.backfill import backfill_id, finale_backfill, plan_windows
+from flows.finale_sync import sync_entity
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
+from schemas import tables
+from warehouse.db import create_warehouse_engine
+from warehouse.locks import EntityLocked, entity_lock
+from warehouse.migrate import upgrade
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    with start_in_thread(SandboxConfig(port=0, products=400, rate_limit_per_minute=0)) as h:
+        yield h
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxHandle, warehouse_url: str
+) -> str:
+    monkeypatch.chdir(tmp_path)
+    for key, value in sandbox.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("FINALE_SHARED_RATE_LIMIT", "")
+    upgrade(warehouse_url)
+    return warehouse_url
+
+
+def _count(url: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    engine = create_warehouse_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(table)
+            return conn.execute(query.where(*where) if where else query).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_second_holder_of_an_entity_lock_is_refused_then_waits(warehouse_url: str) -> None:
+    upgrade(warehouse_url)
+    engine = create_warehouse_engine(warehouse_url)
+    try:
+        with entity_lock(engine, "products"):
+            with (
+                pytest.raises(EntityLocked, match="products is already being synced"),
+                entity_lock(engine, "products"),
+            ):
+                pass
+            with entity_lock(engine, "vendors"):  # other entities are not blocked
+                pass
+        released_at: list[float] = []
+
+        def hold() -> None:
+            with entity_lock(engine, "stock"):
+                time.sleep(0.6)
+                released_at.append(time.monotonic())
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        time.sleep(0.2)
+        with entity_lock(engine, "stock", wait_seconds=5, poll_seconds=0.05):
+            acquired_at = time.monotonic()
+        holder.join()
+        assert released_at and acquired_at >= released_at[0]
+    finally:
+        engine.dispose()
+
+
+def test_a_run_that_finds_its_entity_locked_is_skipped_and_writes_nothing(
+    prefect_harness: None, env: str
+) -> None:
+    engine = create_warehouse_engine(env)
+    try:
+        with entity_lock(engine, "facilities"):
+            result = sync_entity(entity="facilities", mode="full")
+    finally:
+        engine.dispose()
+    assert result["status"] == "skipped"
+    assert "already being synced" in result["error"]
+    assert _count(env, tables.facilities) == 0
+    assert _count(env, tables.sync_runs, tables.sync_runs.c.status == "skipped") == 1
+    # Once free, the next run syncs.
+    assert sync_entity(entity="facilities", mode="full")["status"] == "succeeded"
+    assert _count(env, tables.facilities) > 0
+
+
+def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
+    prefect_harness: None, env: str, sandbox: SandboxHandle
+) -> None:
+    first = sync_entity(entity="products", mode="full")
+    engine = create_warehouse_engine(env)
+    with engine.connect() as conn:
+        watermark = conn.execute(
+            sa.select(tables.sync_state.c.watermark).where(tables.sync_state.c.entity == "products")
+        ).scalar_one()
+    since = datetime(2026, 5, 1, tzinfo=UTC)
+    until = datetime(2026, 7, 15, tzinfo=UTC)
+    truth = SandboxControl(sandbox.base_url).count(
+        "product", {"lastUpdatedDate": ["2026-05-01T00:00:00", "2026-07-15T00:00:00"]}
+    )
+    assert truth > 0 and first["status"] == "succeeded"
+
+    progress: list[tuple[int, int]] = []
+    done = finale_backfill(
+        since=since, until=until, entities=["products"],
+        on_progress=lambda d, t: progress.append((d, t)),
+    )  # fmt: skip
+    assert done["windows"] == len(plan_windows(since, until, 30)) == 3
+    assert done["skipped"] == 0
+    assert progress[-1] == (3, 3)
+    counts = done["entities"]["products"]
+    # Every record updated in the range was re-read once; nothing in it changed since.
+    assert counts["extracted"] == truth
+    assert counts["inserted"] == counts["updated"] == 0
+    with engine.connect() as conn:
+        after = conn.execute(
+            sa.select(tables.sync_state.c.watermark).where(tables.sync_state.c.entity == "products")
+        ).scalar_one()
+        assert after == watermark
+        recorded = conn.execute(
+            sa.select(sa.func.count()).select_from(tables.backfill_windows)
+        ).scalar_one()
+        assert recorded == 3
+
+    again = finale_backfill(since=since, until=until, entities=["products"])
+    assert again["skipped"] == 3 and again["entities"]["products"] == {}
+
+    # A backfill that stopped after its first window resumes with the other two.
+    bid = backfill_id(["products"], since, until)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.delete(tables.backfill_windows).where(
+                tables.backfill_windows.c.backfill_id == bid,
+                tables.backfill_windows.c.window_start > since,
+            )
+        )
+    resumed = finale_backfill(since=since, until=until, entities=["products"])
+    assert resumed["skipped"] == 1
+    assert 0 < resumed["entities"]["products"]["extracted"] < truth
+    engine.dispose()
