@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from prefect import flow, get_run_logger
+from prefect import Flow, State, flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run
 
 from connectors.finale import FinaleClient
@@ -22,12 +23,14 @@ from deployments.setup import shared_limit_exists
 from invsync.settings import Settings, load_settings
 from pipeline.entities import ENTITIES, resolve_entities
 from pipeline.sync import EntitySync, SyncOptions
+from schemas.tables import sync_runs
 from tasks.report_tasks import health_before, notify_and_emit, publish_artifacts
 from tasks.sync_tasks import finish_entity, process_chunk
 from warehouse import state
 from warehouse.db import create_warehouse_engine
 from warehouse.locks import EntityLocked, entity_lock
 from warehouse.migrate import upgrade
+from warehouse.state import CRASHED, RUNNING
 
 #: A single entity run that takes longer than this is stopped and marked failed by Prefect.
 ENTITY_TIMEOUT_SECONDS = 4 * 3600
@@ -199,22 +202,19 @@ def _run_entity(
         return finish_entity(sync).as_dict()
 
 
-def _mark_crashed(flow: Any, flow_run_obj: Any, flow_state: Any) -> None:
+def _mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """on_crashed hook: the process died mid-run; close its 'running' rows as crashed."""
     try:
         settings = load_settings()
         engine = create_warehouse_engine(settings.warehouse_url)
         with engine.begin() as conn:
             conn.execute(
-                sa.update(state.sync_runs)
-                .where(
-                    state.sync_runs.c.run_id == str(flow_run_obj.id),
-                    state.sync_runs.c.status == state.RUNNING,
-                )
+                sa.update(sync_runs)
+                .where(sync_runs.c.run_id == str(flow_run.id), sync_runs.c.status == RUNNING)
                 .values(
-                    status=state.CRASHED,
+                    status=CRASHED,
                     finished_at=datetime.now(UTC),
-                    error=f"flow run crashed: {flow_state.message or 'no message'}",
+                    error=f"flow run crashed: {state.message or 'no message'}",
                 )
             )
         engine.dispose()

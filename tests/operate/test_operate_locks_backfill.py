@@ -152,3 +152,33 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
     assert resumed["skipped"] == 1
     assert 0 < resumed["entities"]["products"]["extracted"] < truth
     engine.dispose()
+
+
+def test_a_run_left_running_by_a_dead_worker_is_marked_stale(
+    prefect_harness: None, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from flows.finale_sync import finale_sync
+    from warehouse import state
+
+    monkeypatch.setenv("STALE_RUN_MINUTES", "60")
+    engine = create_warehouse_engine(env)
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    recent = datetime.now(UTC) - timedelta(minutes=5)
+    with engine.begin() as conn:
+        state.start_run(conn, run_id="dead", flow_run_id=None, entity="vendors",
+                        mode="incremental", started_at=long_ago)  # fmt: skip
+        state.start_run(conn, run_id="alive", flow_run_id=None, entity="stock",
+                        mode="incremental", started_at=recent)  # fmt: skip
+    finale_sync(entities=["facilities"], mode="full")
+    with engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                sa.select(tables.sync_runs.c.run_id, tables.sync_runs.c.status).where(
+                    tables.sync_runs.c.run_id.in_(["dead", "alive"])
+                )
+            ).all()
+        )
+    engine.dispose()
+    assert statuses == {"dead": "stale", "alive": "running"}
