@@ -10,9 +10,17 @@ from invsync.settings import ConfigError, load_settings
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("FINALE_ACCOUNT", "FINALE_API_KEY", "FINALE_API_SECRET", "FINALE_USERNAME",
-                 "FINALE_PASSWORD", "FINALE_TIMEZONE", "WAREHOUSE_URL", "FINALE_BASE_URL",
-                 "FINALE_RATE_LIMIT_PER_MINUTE"):
+    for name in (
+        "FINALE_ACCOUNT",
+        "FINALE_API_KEY",
+        "FINALE_API_SECRET",
+        "FINALE_USERNAME",
+        "FINALE_PASSWORD",
+        "FINALE_TIMEZONE",
+        "WAREHOUSE_URL",
+        "FINALE_BASE_URL",
+        "FINALE_RATE_LIMIT_PER_MINUTE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -27,8 +35,11 @@ def test_defaults_need_no_settings_for_the_embedded_warehouse() -> None:
     ("env", "names"),
     [
         pytest.param({"FINALE_TIMEZONE": "Mars/Olympus"}, "FINALE_TIMEZONE", id="bad-zone"),
-        pytest.param({"FINALE_RATE_LIMIT_PER_MINUTE": "-1"}, "FINALE_RATE_LIMIT_PER_MINUTE",
-                     id="negative-rate"),
+        pytest.param(
+            {"FINALE_RATE_LIMIT_PER_MINUTE": "-1"},
+            "FINALE_RATE_LIMIT_PER_MINUTE",
+            id="negative-rate",
+        ),
         pytest.param({"WAREHOUSE_URL": "mysql://x/y"}, "WAREHOUSE_URL", id="unsupported-db"),
         pytest.param({"FINALE_BASE_URL": "app.finale.test"}, "FINALE_BASE_URL", id="no-scheme"),
     ],
