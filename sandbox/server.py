@@ -73,7 +73,11 @@ def _install_log_filter() -> None:
 
 def _bind(host: str, port: int) -> socket.socket:
     # Binding ourselves (rather than letting uvicorn do it) lets port 0 report the real port.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+    # (accepted sockets inherit it). With proto 0, Nagle plus delayed ACKs add ~40 ms to
+    # every response on a kept-alive connection.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)

@@ -18,9 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from finale_sandbox_support import (
-    ACCOUNT_ZONE,
-    API_SECRET,
-    PASSWORD,
+    SANDBOX_DEFAULTS,
     Connect,
     Connection,
     RequestLog,
@@ -31,15 +29,6 @@ from finale_sandbox_support import (
 from connectors.finale import FinaleClient, RetryPolicy
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
-
-SANDBOX_DEFAULTS: dict[str, Any] = {
-    "port": 0,
-    "products": 300,
-    "rate_limit_per_minute": 0,
-    "timezone": ACCOUNT_ZONE,
-    "api_secret": API_SECRET,
-    "password": PASSWORD,
-}
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,15 @@ from sandbox.server import SandboxHandle, ssl_context
 ACCOUNT_ZONE = "America/Chicago"
 API_SECRET = "it-Secret-7f3a9c51"
 PASSWORD = "it-Password-2b8e4d06"
+# Small accounts keep the folder fast: 300 products, 22 facilities, 21 parties, 40 orders.
+SANDBOX_DEFAULTS: dict[str, Any] = {
+    "port": 0,
+    "products": 300,
+    "rate_limit_per_minute": 0,
+    "timezone": ACCOUNT_ZONE,
+    "api_secret": API_SECRET,
+    "password": PASSWORD,
+}
 
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "facility": ("facilityId",),
@@ -171,10 +180,15 @@ class RequestLog:
         self._lock = threading.Lock()
         self.exchanges: list[Exchange] = []
         self._by_request: dict[int, Exchange] = {}
+        self._watchers: list[Callable[[RequestLog], object]] = []
 
     def hooks(self) -> dict[str, list[Any]]:
         """``event_hooks`` for ``httpx.Client``."""
         return {"request": [self._on_request], "response": [self._on_response]}
+
+    def watch(self, callback: Callable[[RequestLog], object]) -> None:
+        """Call ``callback(self)`` after each response head has been recorded."""
+        self._watchers.append(callback)
 
     def _on_request(self, request: httpx.Request) -> None:
         exchange = Exchange(
@@ -195,6 +209,8 @@ class RequestLog:
             exchange.status = response.status_code
             exchange.headers = {k.lower(): v for k, v in response.headers.items()}
             exchange.answered = time.monotonic()
+        for callback in self._watchers:
+            callback(self)
 
     def of(self, method: str | None = None, path_suffix: str = "") -> list[Exchange]:
         """Exchanges with ``method`` (any if None) whose path ends with ``path_suffix``."""

@@ -6,6 +6,7 @@ the connector's; ids are compared as sets and as lists, so a lost or duplicated 
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,8 +15,8 @@ import pytest
 from finale_sandbox_support import (
     ACCOUNT_ZONE,
     COLLECTIONS,
-    Connect,
     DATED_COLLECTIONS,
+    Connect,
     frame_records,
     key_of,
     keys_of,
@@ -90,7 +91,11 @@ def test_incremental_read_over_months_in_account_zone_matches_ground_truth(
 
     keys = [key_of(collection, r) for c in chunks for r in c.frame.to_dict("records")]
     assert truth, "the range should hold records, or the test proves nothing"
-    assert len(keys) == len(truth) == shared_control.count(collection, {"lastUpdatedDate": [low, high]})
+    assert (
+        len(keys)
+        == len(truth)
+        == shared_control.count(collection, {"lastUpdatedDate": [low, high]})
+    )
     assert len(set(keys)) == len(keys)
     assert set(keys) == set(keys_of(collection, truth))
     assert all(len(c.frame) <= 7 for c in chunks)
@@ -104,7 +109,7 @@ def test_incremental_read_over_months_in_account_zone_matches_ground_truth(
     assert wire_time(windows[0][0]) == low and wire_time(windows[-1][1]) == high
     for start, end in windows:
         assert timedelta(0) <= end - start <= timedelta(days=30)
-    for (_, previous_end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, previous_end), (start, _) in itertools.pairwise(windows):
         assert start == previous_end + ONE_SECOND
 
     # Every window ends with exactly one last_in_window chunk, in time order.
@@ -169,7 +174,7 @@ def test_window_over_the_cap_is_split_and_every_record_returned_once(
     # The windows delivered (halves included) are adjacent, in time order, and cover the range.
     delivered = [(c.window_start, c.window_end) for c in chunks if c.last_in_window]
     assert delivered[0][0] == since and delivered[-1][1] == until
-    for (_, previous_end), (start, _) in zip(delivered, delivered[1:], strict=False):
+    for (_, previous_end), (start, _) in itertools.pairwise(delivered):
         assert start == previous_end + ONE_SECOND
 
 
@@ -192,9 +197,9 @@ def test_more_records_in_one_second_than_the_cap_are_paged_with_offset(
     assert conn.client.stats.window_splits >= 10  # halved down to one second
     paged = [e for e in conn.log.of("GET") if "offset" in e.url.params]
     assert [int(e.url.params["offset"]) for e in paged] == [0, 50, 100]
-    assert {tuple(e.filter["lastUpdatedDate"]) for e in paged} == {
-        (paged[0].filter["lastUpdatedDate"][0],) * 2
-    }
+    second = paged[0].filter["lastUpdatedDate"][0]
+    assert all(e.filter["lastUpdatedDate"] == [second, second] for e in paged)
+    assert {r["lastUpdatedDate"] for c in chunks for r in c.frame.to_dict("records")} == {second}
     assert all(len(c.frame) <= 30 for c in chunks)
     assert chunks[-1].last_in_window
 
