@@ -35,6 +35,34 @@ def to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     Returns:
         (float64 column, mask of rows whose non-empty value was not a number).
     """
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        # No number is blank or a placeholder: nothing to parse, nothing can be bad.
+        return series.astype("float64"), pd.Series(False, index=series.index)
+    if series.dtype == object and len(series):
+        # JSON numbers arrive as Python ints and floats: convert those directly and parse
+        # only the other values (display strings, junk) the careful way below.
+        values = series.to_numpy()
+        plain = np.fromiter((type(v) in _PLAIN_NUMBER for v in values), bool, len(values))
+        if plain.any():
+            try:
+                numbers = series.where(plain).astype("float64")
+            except (OverflowError, TypeError, ValueError):  # an int too large for a float
+                return _parse_numbers(series)
+            bad = pd.Series(False, index=series.index)
+            if not plain.all():
+                other = ~plain
+                parsed, other_bad = _parse_numbers(series[other])
+                numbers[other] = parsed
+                bad[other] = other_bad
+            return numbers, bad
+    return _parse_numbers(series)
+
+
+#: Value types ``to_number`` converts without parsing text (not bool: True is no number).
+_PLAIN_NUMBER = frozenset({int, float, type(None)})
+
+
+def _parse_numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     present = _blank_as_na(series)
     if pd.api.types.is_numeric_dtype(present.dtype):
         numbers = present.astype("float64")
@@ -54,10 +82,11 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
     Returns:
         (datetime64[ns, UTC] column, mask of rows whose non-empty value did not parse).
     """
-    present = _blank_as_na(series)
-    text = present.astype("str").str.slice(0, 19)
+    # One text conversion serves both the blank test and the parse (as _blank_as_na would).
+    as_text = series.astype("str")
+    present = ~as_text.str.strip().isin(EMPTY_PLACEHOLDERS) & series.notna()
     parsed = pd.to_datetime(
-        text.where(present.notna()), format=FINALE_DATETIME_FORMAT, errors="coerce"
+        as_text.str.slice(0, 19).where(present), format=FINALE_DATETIME_FORMAT, errors="coerce"
     )
     if tz != "UTC":
         # ambiguous=False picks standard time, i.e. the later of the two instants.
@@ -66,5 +95,5 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
         parsed = parsed.dt.tz_convert("UTC")
     else:
         parsed = parsed.dt.tz_localize("UTC")
-    bad = present.notna() & parsed.isna()
+    bad = present & parsed.isna()
     return parsed, bad

@@ -28,22 +28,29 @@ def _items(value: Any) -> list[dict[str, Any]]:
 
 def _main_supplier(value: Any, ctx: TransformContext) -> str | None:
     """The supplier marked MAIN in supplierPrefOrderId, else the first one listed."""
-    suppliers = _items(value)
-    main = next(
-        (s for s in suppliers if "MAIN" in str(s.get("supplierPrefOrderId") or "").upper()),
-        suppliers[0] if suppliers else None,
-    )
-    return ctx.party_id(main.get("supplierPartyUrl")) if main else None
+    # One pass, no intermediate lists: this runs once per product.
+    if not isinstance(value, list):
+        return None
+    first = None
+    for supplier in value:
+        if isinstance(supplier, dict):
+            if first is None:
+                first = supplier
+            pref = supplier.get("supplierPrefOrderId")
+            if pref and "MAIN" in str(pref).upper():
+                return ctx.party_id(supplier.get("supplierPartyUrl"))
+    return ctx.party_id(first.get("supplierPartyUrl")) if first else None
 
 
 def _reorder(field_name: str) -> Callable[[Any, TransformContext], Any]:
     """Account-wide guideline if there is one, else the sum over facilities."""
 
     def pick(value: Any, ctx: TransformContext) -> Any:
-        guidelines = _items(value)
+        if not isinstance(value, list) or not value:
+            return None
+        guidelines = [g for g in value if isinstance(g, dict)]
         overall = [g for g in guidelines if not g.get("facilityUrl")]
-        chosen = overall or guidelines
-        numbers = [g.get(field_name) for g in chosen if g.get(field_name) is not None]
+        numbers = [n for g in overall or guidelines if (n := g.get(field_name)) is not None]
         if not numbers:
             return None
         if len(numbers) == 1:
@@ -199,6 +206,9 @@ def order_totals(orders: pd.DataFrame, raw: pd.DataFrame, lines: pd.DataFrame) -
     adjustments = raw.get(
         "orderAdjustmentList", pd.Series(None, index=raw.index, dtype=object)
     ).map(lambda v: sum(float(a.get("amount") or 0) for a in _items(v)))
+    # An empty chunk (a quiet incremental window) maps to an object Series; keep it float
+    # so total_amount still passes the schema's dtype check.
+    adjustments = adjustments.astype("float64")
     out["total_amount"] = value.reindex(out.index).fillna(0).astype(float) + adjustments.reindex(
         out.index
     ).fillna(0)

@@ -103,9 +103,19 @@ class Derived:
 
     def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, pd.Series]:
         """Return the derived column, parsed as ``kind``, and its unparseable mask."""
-        values = _field(raw, self.source).map(lambda v: self.func(v, ctx)).astype(object)
+        # A plain loop over the values: Series.map adds ~1 us per value on top of the
+        # function. The list is inferred like map's result (numbers -> float64, strings
+        # -> str), so the parsers below see the same values; numbers and strings go to
+        # them typed (their fast paths), anything else as objects, as map's would.
+        func = self.func
+        derived = [func(v, ctx) for v in _field(raw, self.source).tolist()]
+        values = pd.Series(derived, index=raw.index)
         if self.kind == "number":
-            return coerce.to_number(values)
+            kind = values.dtype
+            numeric = pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
+            return coerce.to_number(values if numeric else values.astype(object))
+        if not isinstance(values.dtype, pd.StringDtype):
+            values = values.astype(object)
         return coerce.to_text(values), pd.Series(False, index=raw.index)
 
 

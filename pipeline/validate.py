@@ -51,8 +51,17 @@ def _reasons_by_row(cases: pd.DataFrame, frame: pd.DataFrame) -> dict[Any, list[
             text += f" (got {value!r})"
         reasons.setdefault(idx, []).append(text)
     # Keep reasons in frame order so quarantine rows are stable across runs.
-    order = {idx: pos for pos, idx in enumerate(frame.index)}
-    return dict(sorted(reasons.items(), key=lambda item: order.get(item[0], 0)))
+    if not reasons:
+        return reasons
+    failing = list(reasons)
+    if frame.index.is_unique:
+        # Positions of the failing rows only (a dict of the whole index cost more than
+        # the validation's own checks); -1, an index not in the frame, sorts first.
+        found = frame.index.get_indexer(failing)
+        position = dict(zip(failing, found.clip(min=0).tolist(), strict=True))
+    else:
+        position = {idx: pos for pos, idx in enumerate(frame.index)}
+    return dict(sorted(reasons.items(), key=lambda item: position.get(item[0], 0)))
 
 
 def merge_reasons(*sources: Mapping[Any, list[str]]) -> dict[Any, list[str]]:

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,10 +43,14 @@ from schemas.tables import TS, purchase_order_lines
 from warehouse import staging
 from warehouse.canonical import (
     CHECKSUM_PREFIX_HEX,
+    NULL_TOKEN,
     Checksum,
     RenderedRows,
+    business_columns,
     checksum_of_hashes,
     column_kind,
+    copy_field,
+    copy_payload,
     key_columns,
     render_rows,
     require_aware,
@@ -63,13 +69,18 @@ __all__ = [
     "delete_surplus_lines",
     "frame_checksum",
     "load_chunk",
+    "mark_deleted_children",
     "mark_missing",
     "merge_stock",
+    "reset_drifted_hashes",
     "stage_stock_partials",
     "table_checksum",
 ]
 
 _HEX_DIGITS = "0123456789abcdef"
+_STRING = pa.large_string()
+_UTC_SUFFIX = pa.scalar("+00", _STRING)
+_EMPTY = pa.scalar("", _STRING)
 _SEEN_INFO_KEY = "warehouse.seen_keys"
 _STOCK_INFO_KEY = "warehouse.stock_stager"
 
@@ -381,6 +392,29 @@ def delete_surplus_lines(
         staging.drop_table(conn, stage)
 
 
+def mark_deleted_children(
+    conn: sa.Connection, child: sa.Table, parent: sa.Table, *, synced_at: datetime
+) -> int:
+    """Mark deleted the live rows of ``child`` whose parent row is marked deleted.
+
+    The child's key starts with the parent's key (an order's lines): when a full read finds
+    the order gone from Finale, its lines are gone too. Does not commit.
+
+    Returns:
+        Child rows marked deleted.
+    """
+    require_aware(synced_at, "synced_at")
+    joins = [child.c[k] == parent.c[k] for k in key_columns(parent)]
+    stamp = sa.literal(synced_at, TS)
+    gone = sa.exists().where(*joins, parent.c.deleted_at.is_not(None))
+    result = conn.execute(
+        sa.update(child)
+        .where(child.c.deleted_at.is_(None), gone)
+        .values(deleted_at=stamp, synced_at=stamp)
+    )
+    return int(result.rowcount)
+
+
 # --- reconciliation ---------------------------------------------------------------------------
 
 
@@ -396,6 +430,52 @@ def table_checksum(conn: sa.Connection, table: sa.Table) -> Checksum:
     )
     count, total = conn.execute(query).one()
     return Checksum(int(count), int(total))
+
+
+def reset_drifted_hashes(conn: sa.Connection, table: sa.Table, *, batch_size: int = 50_000) -> int:
+    """Re-hash the live rows of ``table``; where a row no longer matches its ``content_hash``
+    (edited outside the sync), store the hash of what the row now holds.
+
+    Loads skip rows whose incoming hash equals the stored one, and ``table_checksum`` adds
+    up stored hashes, so a row changed behind the pipeline's back would otherwise never be
+    rewritten nor show up in the reconciliation. Called before a full read: the drifted rows
+    then differ from the source and are rewritten from it (counted as updated). Does not
+    commit.
+
+    Returns:
+        Rows whose stored hash was reset.
+    """
+    columns = [c.name for c in business_columns(table)]
+    keys = key_columns(table)
+    # Numerics are read as text: rendering text is vectorised, rendering Decimals is not.
+    numeric = [c for c in columns if column_kind(table.c[c]) == "numeric"]
+    selected = [sa.cast(table.c[c], sa.Text) if c in numeric else table.c[c] for c in columns]
+    query = sa.select(*selected, table.c.content_hash).where(table.c.deleted_at.is_(None))
+    drifted: list[dict[str, Any]] = []
+    # Per statement: Connection.execution_options() would change the connection for good.
+    result = conn.execute(query, execution_options={"stream_results": True})
+    try:
+        while batch := result.fetchmany(batch_size):
+            # Column-wise: pandas inspects each SQLAlchemy Row slowly when given rows.
+            names = [*columns, "content_hash"]
+            frame = pd.DataFrame(dict(zip(names, zip(*batch, strict=True), strict=True)))
+            frame[numeric] = frame[numeric].astype(pd.StringDtype("pyarrow"))
+            stored = frame.pop("content_hash").to_numpy(dtype=object)
+            actual = np.asarray(render_rows(table, frame).hashes.to_pylist(), dtype=object)
+            for pos in np.flatnonzero(stored != actual).tolist():
+                drifted.append(
+                    {**{f"k_{k}": batch[pos][columns.index(k)] for k in keys}, "h": actual[pos]}
+                )
+    finally:
+        result.close()
+    if drifted:
+        update = (
+            sa.update(table)
+            .where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in keys))
+            .values(content_hash=sa.bindparam("h"))
+        )
+        conn.execute(update, drifted)
+    return len(drifted)
 
 
 def frame_checksum(
@@ -476,6 +556,88 @@ def _stock_stager(conn: sa.Connection) -> StockStager:
 
 
 def _pg_upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rendered: RenderedRows,
+    synced_at: datetime,
+    deleted_at: datetime | None,
+) -> tuple[int, int]:
+    """Write new and changed rows; returns ``(inserted, updated)``.
+
+    A chunk whose keys all look new (none of a sample of its keys is stored, as in the
+    first full load) is COPY'd straight into the table inside a savepoint: the database
+    then does what a raw COPY does and no more. If a key turns out to exist after all, the
+    unique violation rolls the savepoint back and the chunk takes the general path: COPY to
+    a temp table, then one changed-only upsert. Either way the stored rows and the counts
+    are the same.
+    """
+    if _keys_look_new(conn, table, rendered):
+        inserted = _pg_copy_new(conn, table, rendered, synced_at, deleted_at)
+        if inserted is not None:
+            return inserted, 0
+    return _pg_merge(conn, table, rendered, synced_at, deleted_at)
+
+
+#: Keys of a chunk probed before trying a direct COPY (one index lookup each).
+KEY_SAMPLE = 16
+
+
+def _keys_look_new(conn: sa.Connection, table: sa.Table, rendered: RenderedRows) -> bool:
+    """True when none of up to ``KEY_SAMPLE`` keys spread over the chunk is stored."""
+    keys = key_columns(table)
+    if any(column_kind(table.c[k]) not in ("text", "integer") for k in keys):
+        return False
+    positions = sorted(set(np.linspace(0, len(rendered) - 1, KEY_SAMPLE).astype(int).tolist()))
+    sample = {k: rendered.values[k].take(positions).to_pylist() for k in keys}
+    matches = [
+        sa.and_(
+            *(
+                table.c[k]
+                == sa.cast(sa.literal(sample[k][i], sa.Text), stage_column(table.c[k]).type)
+                for k in keys
+            )
+        )
+        for i in range(len(positions))
+    ]
+    probe = sa.select(sa.literal(1)).select_from(table).where(sa.or_(*matches)).limit(1)
+    return conn.execute(probe).first() is None
+
+
+def _pg_copy_new(
+    conn: sa.Connection,
+    table: sa.Table,
+    rendered: RenderedRows,
+    synced_at: datetime,
+    deleted_at: datetime | None,
+) -> int | None:
+    """COPY the rows straight into ``table``; None (nothing written) if a key exists."""
+    columns = list(rendered.columns)
+    fields = []
+    for name in columns:
+        values = rendered.values[name]
+        if column_kind(table.c[name]) == "datetime":
+            # Canonical timestamps are UTC wall time; say so, whatever the session zone.
+            values = pc.binary_join_element_wise(values, _UTC_SUFFIX, _EMPTY)
+        fields.append(copy_field(values, text=rendered.text_columns[name]))
+    deleted = NULL_TOKEN if deleted_at is None else _pg_timestamp(deleted_at)
+    tail = pa.array([f"{deleted}\t{_pg_timestamp(synced_at)}"] * len(rendered), _STRING)
+    payload = copy_payload([*fields, rendered.hashes, tail])
+    savepoint = conn.begin_nested()
+    try:
+        staging.copy_text(
+            conn, table, [*columns, "content_hash", "deleted_at", "synced_at"], payload
+        )
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+        return None
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return len(rendered)
+
+
+def _pg_merge(
     conn: sa.Connection,
     table: sa.Table,
     rendered: RenderedRows,
@@ -671,6 +833,11 @@ def _seen_registry(conn: sa.Connection) -> dict[str, sa.Table]:
     # Connection.info belongs to the DBAPI connection, like the temp tables themselves.
     registry: dict[str, sa.Table] = conn.info.setdefault(_SEEN_INFO_KEY, {})
     return registry
+
+
+def _pg_timestamp(value: datetime) -> str:
+    """COPY text of a ``timestamptz``: the UTC instant with an explicit offset."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 def _sqlite_timestamp(value: datetime) -> str:
