@@ -58,6 +58,7 @@ def _options(settings: Settings, **params: Any) -> SyncOptions:
             else params["overlap_minutes"]
         ),
         quarantine_fail_ratio=settings.quarantine_fail_ratio,
+        quarantine_fail_min_records=settings.quarantine_fail_min_records,
         tz=settings.finale_timezone,
         advance_watermark=params.get("advance_watermark", True),
     )

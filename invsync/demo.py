@@ -23,9 +23,6 @@ def _point_settings_at(base_url: str, account: str, key: str, secret: str, url: 
         FINALE_API_KEY=key,
         FINALE_API_SECRET=secret,
         WAREHOUSE_URL=url,
-        # The sandbox's small account has 8 suppliers and one is dirty on purpose (12.5%):
-        # the default 5% threshold would fail the demo on the very records it shows off.
-        QUARANTINE_FAIL_RATIO="0.25",
     )
     for name in ("FINALE_USERNAME", "FINALE_PASSWORD"):
         os.environ.pop(name, None)

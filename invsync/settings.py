@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     sync_overlap_minutes: int = Field(default=5, ge=0)
     sync_chunk_size: int = Field(default=20_000, gt=0)
     quarantine_fail_ratio: float = Field(default=0.05, ge=0, le=1)
+    quarantine_fail_min_records: int = Field(default=3, ge=1)
 
     # Notifications (issue 4).
     sendgrid_api_key: SecretStr | None = None

@@ -33,9 +33,7 @@ def _amount(what: str, *, signed: bool = False) -> pa.Column:
     low = -ABSURD if signed else 0
     return pa.Column(
         float,
-        Check.in_range(
-            low, ABSURD, error=f"{what} must be between {low:g} and {ABSURD:g}"
-        ),
+        Check.in_range(low, ABSURD, error=f"{what} must be between {low:g} and {ABSURD:g}"),
         nullable=True,
     )
 

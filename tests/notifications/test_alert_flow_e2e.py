@@ -38,6 +38,7 @@ def alerting_env(
     monkeypatch.setenv("ALERT_EMAIL_TO", "ops@example.com")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url + SLACK_PATH)
     monkeypatch.setenv("FINALE_SHARED_RATE_LIMIT", "")
+    monkeypatch.setenv("QUARANTINE_FAIL_MIN_RECORDS", "1")
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, fail_ratio: str) -> str:

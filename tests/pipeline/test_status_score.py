@@ -12,11 +12,22 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def run(status: str = "succeeded", age: timedelta = timedelta(minutes=10), extracted: int = 100,
-        quarantined: int = 0) -> RunRow:
-    return RunRow(status=status, started_at=NOW - age - timedelta(seconds=5),
-                  finished_at=NOW - age, extracted=extracted, inserted=10, updated=5,
-                  quarantined=quarantined, error=None)
+def run(
+    status: str = "succeeded",
+    age: timedelta = timedelta(minutes=10),
+    extracted: int = 100,
+    quarantined: int = 0,
+) -> RunRow:
+    return RunRow(
+        status=status,
+        started_at=NOW - age - timedelta(seconds=5),
+        finished_at=NOW - age,
+        extracted=extracted,
+        inserted=10,
+        updated=5,
+        quarantined=quarantined,
+        error=None,
+    )
 
 
 @pytest.mark.parametrize(
