@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from prefect import Flow, State, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from connectors.finale import FinaleClient
 from connectors.finale.ratelimit import RateLimiter
 from deployments.setup import shared_limit_exists
 from invsync.settings import Settings, load_settings
 from pipeline.entities import ENTITIES, resolve_entities
-from pipeline.sync import EntitySync, SyncOptions
+from pipeline.sync import Chunk, EntitySync, SyncOptions
 from schemas.tables import sync_runs
 from tasks.report_tasks import health_before, notify_and_emit, publish_artifacts
-from tasks.sync_tasks import finish_entity, process_chunk
+from tasks.sync_tasks import finish_entity, prepare_chunk, process_chunk
 from warehouse import state
 from warehouse.db import create_warehouse_engine
 from warehouse.locks import EntityLocked, entity_lock
@@ -34,6 +37,11 @@ from warehouse.state import CRASHED, RUNNING
 
 #: A single entity run that takes longer than this is stopped and marked failed by Prefect.
 ENTITY_TIMEOUT_SECONDS = 4 * 3600
+
+#: Threads of ``sync-entity``'s task runner: the upper bound of SYNC_PARALLEL_CHUNKS. A run
+#: never has more than its SYNC_PARALLEL_CHUNKS prepare tasks in flight, so the threads it
+#: does not use are never started.
+MAX_PARALLEL_CHUNKS = 16
 
 
 class SyncFailed(Exception):
@@ -61,6 +69,7 @@ def _options(settings: Settings, **params: Any) -> SyncOptions:
         quarantine_fail_min_records=settings.quarantine_fail_min_records,
         tz=settings.finale_timezone,
         advance_watermark=params.get("advance_watermark", True),
+        parallel_chunks=settings.sync_parallel_chunks,
     )
 
 
@@ -113,6 +122,10 @@ def _skipped(run_id: str, entity: str, mode: str, engine: sa.Engine, reason: str
     flow_run_name="sync-{entity}-{mode}",
     log_prints=True,
     timeout_seconds=ENTITY_TIMEOUT_SECONDS,
+    # Prefect types the parameter invariantly; its own default is cast the same way.
+    task_runner=cast(
+        "TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_CHUNKS)
+    ),
 )
 def sync_entity(
     entity: str,
@@ -198,9 +211,42 @@ def _run_entity(
             flow_run_id=str(flow_run.id) if flow_run.id else None,
         ) as sync,
     ):
-        for chunk in sync.chunks():
-            process_chunk(sync, chunk)
+        if options.parallel_chunks > 1:
+            _load_parallel(sync, options.parallel_chunks)
+        else:
+            for chunk in sync.chunks():
+                process_chunk(sync, chunk)
         return finish_entity(sync).as_dict()
+
+
+def _load_parallel(sync: EntitySync, parallel_chunks: int) -> None:
+    """Prepare up to ``parallel_chunks`` chunks at once on the task runner; load in order.
+
+    Each chunk read (``EntitySync.raw_chunks``, its pages read ahead by ``prefetch``) is
+    submitted as a ``prepare-chunk`` task (transform, validate, render: no database access),
+    and the chunks are then loaded and committed strictly in the order they were read, on the
+    run's one connection, so the watermark only ever moves past committed chunks. At most
+    ``parallel_chunks`` chunks are submitted or loading at a time; with the read-ahead,
+    memory stays bounded by ``(parallel_chunks + prefetch + 1) * chunk_size`` records.
+    """
+    pending: deque[PrefectFuture[Chunk]] = deque()
+    raw_chunks = sync.raw_chunks()
+    try:
+        for raw in raw_chunks:
+            pending.append(prepare_chunk.submit(sync, raw))
+            del raw  # the task holds it; do not keep it alive past its load
+            if len(pending) >= parallel_chunks:
+                process_chunk(sync, pending.popleft().result())
+        while pending:
+            process_chunk(sync, pending.popleft().result())
+    finally:
+        close = getattr(raw_chunks, "close", None)
+        if close is not None:
+            close()
+        # On an error, let the prepares still in flight end before the run's connection
+        # closes (they do not use it, but their results must not outlive the run).
+        for future in pending:
+            future.wait()
 
 
 def _mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:

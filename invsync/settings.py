@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     sync_window_days: int = Field(default=30, ge=1, le=30)
     sync_overlap_minutes: int = Field(default=5, ge=0)
     sync_chunk_size: int = Field(default=20_000, gt=0)
+    sync_parallel_chunks: int = Field(default=1, ge=1, le=16)
     quarantine_fail_ratio: float = Field(default=0.05, ge=0, le=1)
     quarantine_fail_min_records: int = Field(default=3, ge=1)
 

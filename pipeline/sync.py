@@ -81,6 +81,9 @@ class SyncOptions:
     tz: str = "UTC"
     advance_watermark: bool = True
     prefetch: int = 1
+    #: How many chunks the flow prepares at once through its task runner (1 = the
+    #: read-ahead thread of ``chunks``). Loads and commits stay in order either way.
+    parallel_chunks: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,15 +92,18 @@ class SyncOptions:
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware (got {value.isoformat()})")
+        if self.parallel_chunks < 1:
+            raise ValueError(f"parallel_chunks must be at least 1, not {self.parallel_chunks}")
 
 
 @dataclass(frozen=True)
 class Chunk:
     """One raw chunk plus the watermark it advances to once committed (None = no advance).
 
-    ``prepared`` is the chunk already transformed by ``EntitySync.chunks`` (while the
-    previous chunk was loading), ``rendered`` its main table's rows already rendered for the
-    loader; ``process`` does either itself when it is None.
+    ``prepared`` is the chunk already transformed by ``EntitySync.prepare`` (in the
+    read-ahead thread of ``chunks``, or in a task runner's worker while earlier chunks
+    load), ``rendered`` its main table's rows already rendered for the loader; ``process``
+    does either itself when it is None.
     """
 
     raw: pd.DataFrame
@@ -288,7 +294,7 @@ class EntitySync:
         caller loads the current one, so HTTP, JSON parsing and pandas overlap with the
         database's work; memory stays bounded by ``(prefetch + 2) * chunk_size`` records.
         """
-        prepared = (self._prepare(chunk) for chunk in self._read())
+        prepared = (self.prepare(chunk) for chunk in self._read())
         if self.options.prefetch <= 0:
             yield from prepared
             return
@@ -299,7 +305,33 @@ class EntitySync:
         finally:
             self._reader = None
 
-    def _prepare(self, chunk: Chunk) -> Chunk:
+    def raw_chunks(self) -> Iterator[Chunk]:
+        """Read the entity from Finale in chunks, not yet transformed (``prepared`` is None).
+
+        Each chunk carries the watermark it may advance to. The caller prepares them
+        (``prepare``), possibly several at once, and must hand them to ``process`` in the
+        order they were read. With ``options.prefetch`` > 0 a background thread reads up to
+        that many chunks ahead, so the HTTP reads overlap the caller's loads.
+        """
+        if self.options.prefetch <= 0:
+            yield from self._read()
+            return
+        reader = _read_ahead(self._read(), self.options.prefetch, name=f"read-{self.spec.name}")
+        self._reader = reader
+        try:
+            yield from reader
+        finally:
+            self._reader = None
+
+    def prepare(self, chunk: Chunk) -> Chunk:
+        """Transform, validate and render one chunk for ``process``; no database access.
+
+        Safe to call from several threads at once, for different chunks: it only reads
+        ``self.spec`` and the lookups taken at ``__enter__`` (``self._ctx``, frozen), and the
+        chunk it is given; it writes nothing shared. Commit order is the caller's business.
+        """
+        if chunk.prepared is not None:
+            return chunk
         with _paused_gc():
             outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
             rendered: RenderedRows | None = None

@@ -18,8 +18,9 @@ is held. Once the locks are released every run completes; the test then checks t
 the warehouse against the sandbox's ground truth, the run log, and the artifacts, logs and
 worker events in the Prefect API.
 
-The chunks of one entity are processed one after another (see ``docs/scale-out.md``): there
-is no chunk-level parallelism to test.
+The chunks of one entity load and commit one after another (see ``docs/scale-out.md``); only
+their prepare step runs in parallel (``SYNC_PARALLEL_CHUNKS``), which
+``tests/operate/test_operate_parallel_chunks.py`` tests.
 """
 
 from __future__ import annotations
