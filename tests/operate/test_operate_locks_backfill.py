@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.backfill import backfill_id, finale_backfill, plan_windows
 from flows.finale_sync import sync_entity
@@ -135,6 +137,16 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
             sa.select(sa.func.count()).select_from(tables.backfill_windows)
         ).scalar_one()
         assert recorded == 3
+
+    # The progress artifact of this backfill reached 100 % in the Prefect API.
+    with get_client(sync_client=True) as client:
+        progress_artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"backfill-{backfill_id(['products'], since, until)}"])
+            )
+        )
+    assert progress_artifacts and progress_artifacts[-1].type == "progress"
+    assert float(progress_artifacts[-1].data) == 100.0  # type: ignore[arg-type]
 
     again = finale_backfill(since=since, until=until, entities=["products"])
     assert again["skipped"] == 3 and again["entities"]["products"] == {}
