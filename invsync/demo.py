@@ -42,6 +42,9 @@ def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] =
     """Run the demo; return the process exit code (0 when both syncs succeeded)."""
     # Keep the demo's output to the story; Prefect's per-task lines are in the UI anyway.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # With no Prefect server configured, Prefect starts a temporary one; a first run on a
+    # slow machine can need more than its default 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from invsync.cli import run_sync
     from sandbox.control import SandboxControl
     from sandbox.server import SandboxConfig, start_in_thread

@@ -33,6 +33,9 @@ def test_cli_backfill_reports_its_windows_and_loads_them(
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "FINALE_SHARED_RATE_LIMIT": "",
         "QUARANTINE_FAIL_RATIO": "0.5",
+        # The CLI starts its own temporary Prefect server; on a busy 2-core CI machine that
+        # can take longer than Prefect's default 20 s.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }
     args = [str(INVSYNC), "backfill", "--entities", "products,vendors",
             "--since", "2026-05-01", "--until", "2026-07-15"]  # fmt: skip
