@@ -32,7 +32,9 @@ the same sum in SQL (``warehouse.load.table_checksum``).
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -510,9 +512,19 @@ def _escape_copy_text(arr: pa.Array) -> pa.Array:
 
 
 def _md5_hex(lines: pa.Array) -> pa.Array:
+    # Hash slices of the lines' one data buffer and hex-encode all digests at once into a
+    # fixed-width string array: no Python bytes or str object per row.
+    lines = _as_array(lines)
+    data = memoryview(_string_data(lines, allow_nulls=True))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
+    bounds = (offsets[: len(lines) + 1] - offsets[0]).tolist()
     md5 = _md5
-    digests = [md5(b).hexdigest() for b in lines.cast(pa.large_binary()).to_pylist()]
-    return pa.array(digests, type=_STRING)
+    digests = b"".join([md5(data[a:b]).digest() for a, b in itertools.pairwise(bounds)])
+    hexed = binascii.hexlify(digests)
+    widths = np.arange(0, len(hexed) + 1, 32, dtype=np.int64)
+    return pa.Array.from_buffers(
+        _STRING, len(lines), [None, pa.py_buffer(widths), pa.py_buffer(hexed)]
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -49,7 +49,6 @@ from warehouse.canonical import (
     business_columns,
     checksum_of_hashes,
     column_kind,
-    copy_field,
     copy_payload,
     key_columns,
     render_rows,
@@ -64,10 +63,12 @@ __all__ = [
     "ChecksumAccumulator",
     "LoadCounts",
     "add_seen_keys",
+    "add_seen_rendered",
     "begin_seen_keys",
     "begin_stock_staging",
     "delete_surplus_lines",
     "frame_checksum",
+    "has_live_rows",
     "load_chunk",
     "mark_deleted_children",
     "mark_missing",
@@ -79,8 +80,6 @@ __all__ = [
 
 _HEX_DIGITS = "0123456789abcdef"
 _STRING = pa.large_string()
-_UTC_SUFFIX = pa.scalar("+00", _STRING)
-_EMPTY = pa.scalar("", _STRING)
 _SEEN_INFO_KEY = "warehouse.seen_keys"
 _STOCK_INFO_KEY = "warehouse.stock_stager"
 
@@ -263,8 +262,17 @@ def add_seen_keys(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> 
     present = frame[keys].dropna()
     if not len(present):
         return 0
-    _fill_stage(conn, stage, render_rows(table, present, columns=keys), keys)
-    return len(present)
+    return add_seen_rendered(conn, table, render_rows(table, present, columns=keys))
+
+
+def add_seen_rendered(conn: sa.Connection, table: sa.Table, rendered: RenderedRows) -> int:
+    """Add the keys of already rendered rows (keys are never null there) to the seen set."""
+    stage = _seen_registry(conn).get(table.name)
+    if stage is None:
+        raise RuntimeError(f"call begin_seen_keys(conn, {table.name}) first, on this connection")
+    if len(rendered):
+        _fill_stage(conn, stage, rendered, key_columns(table))
+    return len(rendered)
 
 
 def mark_missing(
@@ -318,7 +326,7 @@ def mark_missing(
     try:
         _prepare_lookup(conn, stage, keys)
         seen_any = conn.execute(sa.select(sa.literal(1)).select_from(stage).limit(1)).first()
-        if seen_any is None and not allow_empty and _live_rows(conn, table):
+        if seen_any is None and not allow_empty and has_live_rows(conn, table):
             raise ValueError(
                 f"{table.name}: the full read saw no keys; refusing to mark every row deleted "
                 "(pass allow_empty=True if the source really is empty)"
@@ -612,21 +620,20 @@ def _pg_copy_new(
 ) -> int | None:
     """COPY the rows straight into ``table``; None (nothing written) if a key exists."""
     columns = list(rendered.columns)
-    fields = []
-    for name in columns:
-        values = rendered.values[name]
-        if column_kind(table.c[name]) == "datetime":
-            # Canonical timestamps are UTC wall time; say so, whatever the session zone.
-            values = pc.binary_join_element_wise(values, _UTC_SUFFIX, _EMPTY)
-        fields.append(copy_field(values, text=rendered.text_columns[name]))
     deleted = NULL_TOKEN if deleted_at is None else _pg_timestamp(deleted_at)
     tail = pa.array([f"{deleted}\t{_pg_timestamp(synced_at)}"] * len(rendered), _STRING)
-    payload = copy_payload([*fields, rendered.hashes, tail])
+    # The canonical lines are already COPY text; only their timestamps lack a zone. They are
+    # UTC wall time, so the COPY runs with the session zone set to UTC (inside the savepoint,
+    # restored right after) instead of re-rendering every column with a "+00" suffix.
+    payload = copy_payload([rendered.lines, rendered.hashes, tail])
     savepoint = conn.begin_nested()
     try:
+        zone = conn.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one()
+        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
         staging.copy_text(
             conn, table, [*columns, "content_hash", "deleted_at", "synced_at"], payload
         )
+        conn.execute(sa.select(sa.func.set_config("TimeZone", zone, True)))
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
         return None
@@ -803,6 +810,8 @@ def drop_duplicate_keys(rendered: RenderedRows, keys: list[str]) -> tuple[Render
     """Keep the last row of each key; returns the rows and how many were dropped."""
     if len(rendered) < 2:
         return rendered, 0
+    if len(keys) == 1 and pc.count_distinct(rendered.values[keys[0]]).as_py() == len(rendered):
+        return rendered, 0  # the usual case, answered by one Arrow hash pass
     duplicated = rendered.key_frame(keys).duplicated(keep="last").to_numpy()
     count = int(duplicated.sum())
     if not count:
@@ -824,7 +833,8 @@ def _hash_prefix_value(conn: sa.Connection, content_hash: sa.ColumnElement[Any])
     return total
 
 
-def _live_rows(conn: sa.Connection, table: sa.Table) -> bool:
+def has_live_rows(conn: sa.Connection, table: sa.Table) -> bool:
+    """Whether ``table`` holds any row that is not marked deleted."""
     query = sa.select(sa.literal(1)).where(table.c.deleted_at.is_(None)).limit(1)
     return conn.execute(query).first() is not None
 
