@@ -4,15 +4,26 @@ A mapping is a dict ``{target_column: rule}``. A rule names the raw field and ho
 it (``Text``, ``Number``, ``Timestamp``) or derives a column from the whole raw frame
 (``Derived``, for nested lists such as ``supplierList``). ``apply_mapping`` runs the rules
 column by column (vectorised) and reports, per raw row, the values it could not parse.
+
+A ``Derived`` rule is defined by its per-value function; it may also carry a ``columnar``
+version of it, which computes the same values for a whole chunk at once (from a
+``ListColumn``: the raw lists, flattened on demand) and leaves the rows it does not handle
+to the per-value function. Rules over the same field share one ``ListColumn`` within an
+``apply_mapping`` call, so work they have in common is done once (``reorder_point`` and
+``reorder_quantity`` both read ``reorderGuidelineList``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from itertools import chain, compress, repeat
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import coerce
 
@@ -48,6 +59,81 @@ def _resolve(url: object, known: Mapping[str, str]) -> str | None:
     # Not synced yet (e.g. created since the last facilities run): Finale's facility and
     # party URLs end in their id, unlike product URLs, which are never parsed.
     return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class _Flat(NamedTuple):
+    items: list[dict[str, Any]]
+    rows: np.ndarray
+    plain: bool  # every item is a plain dict (not a subclass)
+
+
+class ListColumn:
+    """A raw column of nested lists (``supplierList``), for columnar rules to share.
+
+    ``values`` are the raw values, one per row. ``items`` (flattened on first use) holds
+    the dicts of every row's list, row after row and in list order, and ``rows`` the row
+    position each came from; values that are not lists and list entries that are not dicts
+    are left out, as the per-value helpers skip them. Field values and other per-item
+    arrays are computed once (``field``, ``memo``) and shared by the rules that need them.
+    """
+
+    def __init__(self, column: pd.Series) -> None:
+        """Hold ``column`` (any values; lists of dicts are the ones that count)."""
+        self.values: list[Any] = column.tolist()
+        self.n_rows = len(self.values)
+        self._memo: dict[Hashable, Any] = {}
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The dicts of all rows' lists, in order."""
+        return self._flat.items
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The row position of each of ``items``."""
+        return self._flat.rows
+
+    @cached_property
+    def _flat(self) -> _Flat:
+        # C-level passes (map, chain) rather than a Python loop over the rows: ~5x faster.
+        values = self.values
+        if not all(map(isinstance, values, repeat(list))):
+            values = [v if isinstance(v, list) else () for v in values]
+        lengths = np.fromiter(map(len, values), np.intp, self.n_rows)
+        items = list(chain.from_iterable(values))
+        rows = np.repeat(np.arange(self.n_rows), lengths)
+        types = set(map(type, items))
+        if types - {dict}:
+            keep = [isinstance(v, dict) for v in items]
+            items = list(compress(items, keep))
+            rows = rows[np.array(keep, dtype=bool)]
+        return _Flat(items, rows, all(t is dict for t in types if issubclass(t, dict)))
+
+    def field(self, name: str) -> list[Any]:
+        """``item.get(name)`` for every item."""
+
+        def get() -> list[Any]:
+            if self._flat.plain:  # the C-level dict.get; all dicts from JSON are plain
+                return list(map(dict.get, self.items, repeat(name)))
+            return [item.get(name) for item in self.items]  # a subclass's own get()
+
+        return self.memo(("field", name), get)
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per key for this column (for values several rules share)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def mask(self, flags: Iterable[Any]) -> np.ndarray:
+        """A boolean array over the items from one flag per item."""
+        return np.fromiter(flags, bool, len(self.items))
+
+    def any(self, mask: np.ndarray) -> np.ndarray:
+        """Per row: whether any of its items is in ``mask``."""
+        out = np.zeros(self.n_rows, dtype=bool)
+        out[self.rows[mask]] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -89,34 +175,101 @@ class Timestamp:
         return coerce.to_timestamp(_field(raw, self.source), ctx.tz)
 
 
+#: ``columnar(list_column, ctx) -> (values, todo)``: see ``Derived``.
+Columnar = Callable[[ListColumn, TransformContext], tuple[Any, "np.ndarray | None"]]
+
+
 @dataclass(frozen=True)
 class Derived:
     """A column computed per raw row by ``func(row_value, ctx)`` from raw field ``source``.
 
     Used for nested lists (``supplierList``, ``contactMechList``) and URL lookups, where a
     per-value Python function is the clear way to say it. ``kind`` is "text" or "number".
+
+    ``columnar``, optional, computes the same column for a whole chunk (from the field's
+    ``ListColumn``; see ``pipeline.entities``), 2-3x faster than calling ``func`` per row.
+    It returns ``(values, todo)``: ``values`` holds ``func``'s result for each row, as a
+    list or as an array the parsers read the same way (a float64 array for numbers, NaN
+    for None, ints as floats; a string array from ``text_each_once``), and ``todo`` a mask
+    of the rows it leaves to ``func`` (unusual values), or None. ``func`` stays the
+    definition: ``columnar`` must agree with it on every other row.
     """
 
     source: str
     func: Callable[[Any, TransformContext], Any]
     kind: str = "text"
+    columnar: Columnar | None = None
 
-    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, pd.Series]:
-        """Return the derived column, parsed as ``kind``, and its unparseable mask."""
-        # A plain loop over the values: Series.map adds ~1 us per value on top of the
-        # function. The list is inferred like map's result (numbers -> float64, strings
-        # -> str), so the parsers below see the same values; numbers and strings go to
-        # them typed (their fast paths), anything else as objects, as map's would.
-        func = self.func
-        derived = [func(v, ctx) for v in _field(raw, self.source).tolist()]
-        values = pd.Series(derived, index=raw.index)
+    def apply(
+        self,
+        raw: pd.DataFrame,
+        ctx: TransformContext,
+        lists: dict[str, ListColumn] | None = None,
+    ) -> tuple[pd.Series, pd.Series]:
+        """Return the derived column, parsed as ``kind``, and its unparseable mask.
+
+        ``lists`` (source field -> ``ListColumn``) shares work between the rules of one
+        mapping; ``apply_mapping`` passes one per call.
+        """
+        column = _field(raw, self.source)
+        if self.columnar is None:
+            # A plain loop over the values: Series.map adds ~1 us per value on top of the
+            # function.
+            func = self.func
+            return self._parse([func(v, ctx) for v in column.tolist()], raw.index)
+        if lists is None:
+            lists = {}
+        if self.source not in lists:
+            lists[self.source] = ListColumn(column)
+        values, todo = self.columnar(lists[self.source], ctx)
+        if todo is not None and todo.any():
+            if not isinstance(values, list):
+                values = [None if v != v else v for v in values.tolist()]  # NaN stands for None
+            raw_values = column.to_numpy()
+            for row in np.flatnonzero(todo).tolist():
+                values[row] = self.func(raw_values[row], ctx)
+        return self._parse(values, raw.index)
+
+    def _parse(self, derived: Any, index: pd.Index) -> tuple[pd.Series, pd.Series]:
+        # A list is inferred like Series.map's result would be (numbers -> float64,
+        # strings -> str), so the parsers see the same values; numbers and strings go to
+        # them typed (their fast paths), anything else as objects, as map's would. A
+        # columnar rule's arrays are typed already.
+        values = pd.Series(derived, index=index)
         if self.kind == "number":
             kind = values.dtype
             numeric = pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
             return coerce.to_number(values if numeric else values.astype(object))
         if not isinstance(values.dtype, pd.StringDtype):
             values = values.astype(object)
-        return coerce.to_text(values), pd.Series(False, index=raw.index)
+        return coerce.to_text(values), pd.Series(False, index=index)
+
+
+#: What pandas makes of a list of strings and None: "str", held by pyarrow (pandas >= 3).
+_TEXT_DTYPE = pd.Series(["", None]).dtype
+_ARROW_TEXT = isinstance(_TEXT_DTYPE, pd.StringDtype) and _TEXT_DTYPE.storage == "pyarrow"
+
+
+def text_each_once(func: Callable[[Any], str | None], values: list[Any]) -> Any:
+    """``[func(v) for v in values]``, calling ``func`` once per distinct value.
+
+    Returns a string array like pd.Series would build from that list, without converting
+    each row's string again: each distinct result is converted once and repeated by
+    position. A plain list when ``func`` returns anything but strings and None (or the
+    values are unhashable). ``func`` must give equal results for equal values of the JSON
+    types (1 == 1.0 == True share one call), as URL lookups do.
+    """
+    try:
+        distinct = list(set(values))
+    except TypeError:  # an unhashable value (a list or dict where a string belongs)
+        return [func(v) for v in values]
+    results = [func(v) for v in distinct]
+    where = {v: i for i, v in enumerate(distinct)}
+    positions = np.fromiter(map(where.__getitem__, values), np.intp, len(values))
+    if not _ARROW_TEXT or not all(r is None or type(r) is str for r in results):
+        return [results[i] for i in positions.tolist()]
+    texts = pa.array(results, type=pa.large_string()).take(positions)
+    return pd.array(texts, dtype=_TEXT_DTYPE)
 
 
 Rule = Text | Number | Timestamp | Derived
@@ -147,8 +300,12 @@ def apply_mapping(
     """
     columns: dict[str, pd.Series] = {}
     problems: dict[Any, list[str]] = {}
+    lists: dict[str, ListColumn] = {}  # flattened once per list field, for Derived rules
     for target, rule in mapping.items():
-        values, bad = rule.apply(raw, ctx)
+        if isinstance(rule, Derived):
+            values, bad = rule.apply(raw, ctx, lists)
+        else:
+            values, bad = rule.apply(raw, ctx)
         columns[target] = values
         if bad.any():
             source = _field(raw, rule.source)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from connectors.finale.columnar import decode_deferred
 from pipeline.entities import EntitySpec, order_totals
 from pipeline.mapping import TransformContext, apply_mapping
 from pipeline.validate import failed_checks, merge_reasons
@@ -71,7 +72,7 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         QuarantineRecord(
             source_key=_source_key(spec, keys, frame, idx),
             reasons=problems[idx],
-            payload=raw.loc[idx].to_dict(),
+            payload={k: decode_deferred(v) for k, v in raw.loc[idx].items()},
         )
         for idx in bad
     ]

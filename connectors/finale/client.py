@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -24,7 +24,7 @@ import httpx
 import pandas as pd
 
 from connectors.finale.auth import build_authenticator
-from connectors.finale.columnar import payload_length, to_frame
+from connectors.finale.columnar import deferring_decoder, payload_length, to_frame
 from connectors.finale.display import DEFAULT_CONVERTERS, Converter, apply_converters
 from connectors.finale.errors import (
     AuthError,
@@ -183,6 +183,7 @@ class FinaleClient:
         *,
         page_size: int = 20_000,
         filter: dict[str, Any] | None = None,
+        defer: Collection[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """Read a whole collection, one DataFrame per page, with ``limit``/``offset`` paging.
 
@@ -195,6 +196,8 @@ class FinaleClient:
                 slash).
             page_size: records per request.
             filter: optional Finale filter, ``{field: [low, high]}`` or ``{field: value}``.
+            defer: fields whose values stay undecoded JSON (``msgspec.Raw``; see
+                ``columnar.deferring_decoder``): nested lists the caller does not read.
 
         Raises:
             InvalidRequestError: at call time, for a bad collection name, page size or filter.
@@ -212,7 +215,7 @@ class FinaleClient:
             params: dict[str, str | int] = {"limit": limit, "offset": offset}
             if encoded:
                 params["filter"] = encoded
-            return self._read_collection(url, params)
+            return self._read_collection(url, params, defer)
 
         def frames() -> Iterator[pd.DataFrame]:
             for payload in OffsetPaging(size, label=collection).pages(fetch):
@@ -232,6 +235,7 @@ class FinaleClient:
         overlap: timedelta = timedelta(minutes=5),
         extra_filter: dict[str, Any] | None = None,
         chunk_size: int = 20_000,
+        defer: Collection[str] = (),
     ) -> Iterator[WindowChunk]:
         """Read the records updated in ``[since - overlap, until or now]``, window by window.
 
@@ -252,6 +256,7 @@ class FinaleClient:
             overlap: how far before ``since`` to start, once, to catch late writes.
             extra_filter: more filters (e.g. ``{"orderTypeId": "PURCHASE_ORDER"}``).
             chunk_size: most rows per yielded frame.
+            defer: fields left undecoded (see ``iter_collection``).
 
         Raises:
             InvalidRequestError: at call time, for naive datetimes or bad arguments.
@@ -271,7 +276,7 @@ class FinaleClient:
 
         def chunks() -> Iterator[WindowChunk]:
             for window in plan.windows():
-                yield from self._read_window(url, collection, window, extra, chunk_size)
+                yield from self._read_window(url, collection, window, extra, chunk_size, defer)
 
         return chunks()
 
@@ -282,18 +287,19 @@ class FinaleClient:
         window: Window,
         extra: dict[str, Any],
         chunk_size: int,
+        defer: Collection[str],
     ) -> Iterator[WindowChunk]:
         cap = self.settings.max_entities_per_response
         pending = [window]
         while pending:
             current = pending.pop()
             params: dict[str, str | int] = {"filter": self._window_filter(current, extra)}
-            payload = self._read_collection(url, params)
+            payload = self._read_collection(url, params, defer)
             if payload_length(payload) < cap:
                 yield from _window_chunks(to_frame(payload), current, chunk_size, last=True)
                 continue
             if current.single_second:
-                yield from self._page_full_second(url, label, current, params, chunk_size)
+                yield from self._page_full_second(url, label, current, params, chunk_size, defer)
                 continue
             # Full: the server may have cut it. Re-read both halves; the first half first,
             # so chunks (and watermarks) still advance in time order.
@@ -314,6 +320,7 @@ class FinaleClient:
         window: Window,
         params: dict[str, str | int],
         chunk_size: int,
+        defer: Collection[str],
     ) -> Iterator[WindowChunk]:
         """More records share one second than a response holds: page them with offset."""
         cap = self.settings.max_entities_per_response
@@ -325,7 +332,8 @@ class FinaleClient:
         )
 
         def fetch(limit: int, offset: int) -> Mapping[str, Any]:
-            return self._read_collection(url, {**params, "limit": limit, "offset": offset})
+            page = {**params, "limit": limit, "offset": offset}
+            return self._read_collection(url, page, defer)
 
         pages = OffsetPaging(cap, label=f"{label} at {window.filter_range()[0]}").pages(fetch)
         # Look one page ahead so the last page's last chunk carries last_in_window.
@@ -557,8 +565,13 @@ class FinaleClient:
         # Trailing slash: some collections (inventoryitem) answer 404 without it.
         return f"{self._api}/{name}/"
 
-    def _read_collection(self, url: str, params: dict[str, str | int]) -> dict[str, Any]:
-        data = self._transport.request("GET", url, params=params, check=_collection_body)
+    def _read_collection(
+        self, url: str, params: dict[str, str | int], defer: Collection[str] = ()
+    ) -> dict[str, Any]:
+        decode = deferring_decoder(defer) if defer else None
+        data = self._transport.request(
+            "GET", url, params=params, check=_collection_body, decode=decode
+        )
         return dict(data)
 
 

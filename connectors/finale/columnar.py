@@ -7,9 +7,10 @@ project should look at a raw collection body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import msgspec
 import pandas as pd
 
 from connectors.finale.errors import FatalError, RetryableError
@@ -77,3 +78,46 @@ def first_row(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     if payload_length(payload) == 0:
         return None
     return {key: column[0] for key, column in payload.items()}
+
+
+_COLUMNS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_VALUES = msgspec.json.Decoder()
+_UNDECODED_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def deferring_decoder(defer: Collection[str]) -> Callable[[bytes], Any]:
+    """A decoder for collection bodies that leaves the ``defer`` fields' values undecoded.
+
+    Decoding nested lists of objects is most of a collection body's cost. Fields nobody
+    reads on the hot path (a product's ``priceList``, ``userFieldDataList``) can stay JSON
+    text: each value of a deferred field is a ``msgspec.Raw`` (a JSON null included), and
+    ``decode_deferred`` turns it back into the value Finale sent when it is needed (the
+    payload of a quarantined record). Every other field decodes as usual.
+
+    Raises (from the decoder):
+        msgspec.DecodeError: the body is not valid JSON (truncated or corrupt).
+    """
+    deferred = frozenset(defer)
+
+    def decode(body: bytes) -> Any:
+        try:
+            fields = _COLUMNS.decode(body)
+        except msgspec.ValidationError:
+            return _VALUES.decode(body)  # not an object: the shape checks say what it is
+        decoded: dict[str, Any] = {}
+        for name, values in fields.items():
+            if name in deferred:
+                try:
+                    decoded[name] = _UNDECODED_ITEMS.decode(values)
+                    continue
+                except msgspec.ValidationError:
+                    pass  # not an array: decoded whole, for payload_length to report
+            decoded[name] = _VALUES.decode(values)
+        return decoded
+
+    return decode
+
+
+def decode_deferred(value: Any) -> Any:
+    """The value a deferred field held (see ``deferring_decoder``); other values unchanged."""
+    return _VALUES.decode(value) if isinstance(value, msgspec.Raw) else value

@@ -123,6 +123,7 @@ class Transport:
         check: Check | None = None,
         idempotent: bool = True,
         timeout: Timeout = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Any:
         """Send a request with throttling, auth, retries; return the parsed JSON body.
 
@@ -135,6 +136,8 @@ class Transport:
                 retried like any transient failure.
             idempotent: False for writes that must not be applied twice (see ``Retrier``).
             timeout: overrides the client's timeout for this request.
+            decode: parses the body instead of plain JSON decoding (must raise
+                ``msgspec.DecodeError`` for a body that is not JSON).
 
         Raises:
             RetryableError: a transient failure outlived the retry budget.
@@ -144,7 +147,7 @@ class Transport:
 
         def attempt() -> Any:
             try:
-                return self._attempt(method, url, params, body, check, timeout, renew)
+                return self._attempt(method, url, params, body, check, decode, timeout, renew)
             except FinaleError as exc:
                 self._scrub(exc)
                 raise
@@ -160,12 +163,15 @@ class Transport:
         params: Mapping[str, str | int] | None,
         body: Mapping[str, Any] | None,
         check: Check | None,
+        decode: Callable[[bytes], Any] | None,
         timeout: Timeout,
         renew: list[bool],
     ) -> Any:
         credentials = self._credentials()
         try:
-            return self._exchange(method, url, params, body, check, timeout, credentials, False)
+            return self._exchange(
+                method, url, params, body, check, decode, timeout, credentials, False
+            )
         except SessionExpired:
             self._auth.invalidate(credentials)
             if not (self._auth.renews_session and renew[0]):
@@ -176,7 +182,7 @@ class Transport:
         self._stats.add(relogins=1)
         log.info("Finale session expired; logging in again")
         credentials = self._credentials()
-        return self._exchange(method, url, params, body, check, timeout, credentials, True)
+        return self._exchange(method, url, params, body, check, decode, timeout, credentials, True)
 
     def _credentials(self) -> Credentials:
         credentials = self._auth.credentials(self._login)
@@ -200,6 +206,7 @@ class Transport:
         params: Mapping[str, str | int] | None,
         body: Mapping[str, Any] | None,
         check: Check | None,
+        decode: Callable[[bytes], Any] | None,
         timeout: Timeout,
         credentials: Credentials,
         fresh_login: bool,
@@ -209,7 +216,7 @@ class Transport:
             content = self._encode(credentials.sign(dict(body or {})))
         response = self._send(method, url, params, content, credentials, timeout)
         masked = self._redactor.url(str(response.request.url))
-        data = self._interpret(response, masked, fresh_login)
+        data = self._interpret(response, masked, fresh_login, decode or _decode_json)
         if check is not None:
             try:
                 check(data)
@@ -271,6 +278,11 @@ class Transport:
                 maybe_processed=not isinstance(exc, _NOT_SENT),
             ) from exc
         self._stats.add(bytes_received=len(response.content))
+        # httpx links a response and its (finished) stream both ways, to time it. That cycle
+        # keeps the body (tens of MB for a page) alive until the cyclic garbage collector
+        # runs, and the pipeline pauses the collector while it syncs. Unlinking the spent
+        # stream lets the body go as soon as the response is dropped.
+        response.stream = httpx.ByteStream(b"")
         pause = self._limiter.observe(method, response.status_code, response.headers)
         if pause is not None:
             self._stats.add(server_pauses=1)
@@ -278,7 +290,13 @@ class Transport:
 
     # -- classification ------------------------------------------------------------------------
 
-    def _interpret(self, response: httpx.Response, masked_url: str, fresh_login: bool) -> Any:
+    def _interpret(
+        self,
+        response: httpx.Response,
+        masked_url: str,
+        fresh_login: bool,
+        decode: Callable[[bytes], Any],
+    ) -> Any:
         """Raise the error a response means, or return its parsed JSON body."""
         content_type = response.headers.get("content-type", "").lower()
         if response.is_redirect and "login" in response.headers.get("location", "").lower():
@@ -288,7 +306,7 @@ class Transport:
         if "text/html" in content_type:
             raise self._expired(response, masked_url)
         try:
-            return _decode_json(response.content)
+            return decode(response.content)
         except msgspec.DecodeError as exc:
             raise RetryableError(
                 f"Finale's answer is not valid JSON ({len(response.content)} bytes; truncated "

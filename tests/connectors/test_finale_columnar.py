@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from connectors.finale import FatalError, RetryableError, to_frame, to_rows
+from connectors.finale.columnar import decode_deferred, deferring_decoder, payload_length
 
 
 def test_column_major_body_becomes_one_row_per_index() -> None:
@@ -73,3 +75,46 @@ def test_a_body_that_is_not_column_major_is_fatal(payload: object) -> None:
 def test_to_rows_transposes() -> None:
     rows = to_rows({"a": [1, 2], "b": ["x", None]})
     assert rows == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
+
+
+# --- deferred fields -------------------------------------------------------------------------
+
+DEFER = ("priceList", "userFieldDataList")
+BODY = (
+    b'{"productId": ["A-1", "B-2", "C-3"],'
+    b' "priceList": [[{"price": 1.5, "productPriceTypeId": "LIST_PRICE"}], null, []],'
+    b' "userFieldDataList": [[{"attrName": "a\\tb", "attrValue": "\\u00e9"}], [], null],'
+    b' "supplierList": [[{"supplierPartyUrl": "/acme/api/partygroup/1"}], [], null]}'
+)
+
+
+def test_deferred_fields_stay_json_text_until_decoded_back_exactly() -> None:
+    payload = deferring_decoder(DEFER)(BODY)
+    plain = msgspec.json.decode(BODY)
+
+    assert payload_length(payload) == 3
+    assert list(payload) == list(plain)
+    for name in DEFER:
+        assert all(isinstance(v, msgspec.Raw) for v in payload[name])
+        assert [decode_deferred(v) for v in payload[name]] == plain[name]
+    # Fields not deferred decode as usual, and decode_deferred leaves them alone.
+    assert payload["supplierList"] == plain["supplierList"]
+    assert decode_deferred(payload["productId"][0]) == "A-1"
+    frame = to_frame(payload)
+    assert decode_deferred(frame.loc[2, "userFieldDataList"]) is None
+    assert decode_deferred(frame.loc[0, "userFieldDataList"]) == [
+        {"attrName": "a\tb", "attrValue": "é"}
+    ]
+
+
+def test_a_deferred_field_that_is_not_an_array_is_still_a_contract_break() -> None:
+    payload = deferring_decoder(DEFER)(b'{"productId": ["A-1"], "priceList": {"x": 1}}')
+    with pytest.raises(FatalError, match="'priceList' holds a dict"):
+        payload_length(payload)
+
+
+def test_deferring_decoder_refuses_corrupt_json_and_passes_other_shapes_through() -> None:
+    decode = deferring_decoder(DEFER)
+    with pytest.raises(msgspec.DecodeError):
+        decode(BODY[:-20])  # truncated: the transport retries it
+    assert decode(b'[{"productId": "A-1"}]') == [{"productId": "A-1"}]  # rows, not columns
