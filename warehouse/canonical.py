@@ -172,16 +172,24 @@ def copy_field(arr: pa.Array, *, text: bool = True) -> pa.Array:
     return pc.fill_null(_escape_copy_text(arr) if text else arr, NULL_TOKEN)
 
 
-def copy_payload(fields: Sequence[pa.Array]) -> pa.Buffer:
+def copy_payload(fields: Sequence[pa.Array], tail: str = "") -> pa.Buffer:
     """Join ready COPY fields (see ``copy_field``) into TAB-separated, LF-ended lines.
+
+    Args:
+        fields: One array per field, all of the same length.
+        tail: Trailing fields that are the same on every row (COPY text, TAB-separated),
+            e.g. the run's ``synced_at``: joined in the same pass instead of as arrays.
 
     Returns:
         The payload as one zero-copy Arrow buffer.
     """
     arrays = [_as_array(f) for f in fields]
-    tab, newline = pa.scalar("\t", _STRING), pa.scalar("\n", _STRING)
+    tab = pa.scalar("\t", _STRING)
+    if tail:
+        ends = pa.scalar(tail + "\n", _STRING)
+        return _string_data(pc.binary_join_element_wise(*arrays, ends, tab))
     joined = pc.binary_join_element_wise(*arrays, tab) if len(arrays) > 1 else arrays[0]
-    lines = pc.binary_join_element_wise(joined, pa.scalar("", _STRING), newline)
+    lines = pc.binary_join_element_wise(joined, pa.scalar("", _STRING), pa.scalar("\n", _STRING))
     return _string_data(lines)
 
 

@@ -621,11 +621,12 @@ def _pg_copy_new(
     """COPY the rows straight into ``table``; None (nothing written) if a key exists."""
     columns = list(rendered.columns)
     deleted = NULL_TOKEN if deleted_at is None else _pg_timestamp(deleted_at)
-    tail = pa.array([f"{deleted}\t{_pg_timestamp(synced_at)}"] * len(rendered), _STRING)
     # The canonical lines are already COPY text; only their timestamps lack a zone. They are
     # UTC wall time, so the COPY runs with the session zone set to UTC (inside the savepoint,
     # restored right after) instead of re-rendering every column with a "+00" suffix.
-    payload = copy_payload([rendered.lines, rendered.hashes, tail])
+    payload = copy_payload(
+        [rendered.lines, rendered.hashes], tail=f"{deleted}\t{_pg_timestamp(synced_at)}"
+    )
     savepoint = conn.begin_nested()
     try:
         zone = conn.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one()
