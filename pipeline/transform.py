@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from connectors.finale.columnar import decode_deferred
@@ -66,17 +67,20 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         frame = order_totals(frame, raw, child_frame)
     problems = merge_reasons(problems, failed_checks(frame, spec.schema))
 
-    bad = list(problems)
+    bad = list(problems)  # labels of raw's RangeIndex, i.e. row positions
     keys = spec.source_key(raw)
+    payloads = raw.take(bad).to_dict("records")  # one pass, not one .loc lookup per row
     quarantined = [
         QuarantineRecord(
             source_key=_source_key(spec, keys, frame, idx),
             reasons=problems[idx],
-            payload={k: decode_deferred(v) for k, v in raw.loc[idx].items()},
+            payload={k: decode_deferred(v) for k, v in payload.items()},
         )
-        for idx in bad
+        for idx, payload in zip(bad, payloads, strict=True)
     ]
-    good = frame.drop(index=bad)
+    keep = np.ones(len(frame), dtype=bool)
+    keep[bad] = False
+    good = frame[keep]
     columns = list(spec.output_columns or business_columns(spec.table))
     frames = {spec.table.name: good[columns].reset_index(drop=True)}
     if spec.child is not None and child_frame is not None:
