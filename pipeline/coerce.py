@@ -100,7 +100,7 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
         (datetime64[us, UTC] column, or [s] when nothing parsed; mask of rows whose
         non-empty value did not parse).
     """
-    parsed = _canonical_timestamps(series)
+    parsed = _exact_timestamps(series)
     if parsed is not None:
         bad = pd.Series(False, index=series.index, name=series.name)
     else:
@@ -121,72 +121,17 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
     return parsed, bad
 
 
-#: Character positions of the digits in "YYYY-MM-DDTHH:MM:SS" and the separators between.
-_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-_SEPARATORS = {4: b"-", 7: b"-", 10: b"T", 13: b":", 16: b":"}
-#: Which of those digits make the year, month, day, hour, minute and second.
-_FIELDS = ((0, 1, 2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13))
-#: Days per month (index 1-12; 0 and 13 catch invalid months); February gets leap days.
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0])
+def _exact_timestamps(series: pd.Series) -> pd.Series | None:
+    """The naive datetime64 column when every present value is exactly Finale's format.
 
-
-def _canonical_timestamps(series: pd.Series) -> pd.Series | None:
-    """The naive datetime64[us] column, when every value is canonical or missing.
-
-    Canonical means a string whose first 19 characters are "YYYY-MM-DDTHH:MM:SS" in ASCII
-    digits, naming a real second (year >= 1, no leap second): what Finale sends. Those read
-    the same here as through ``pd.to_datetime`` with the format, ~3x faster. Returns None
-    (use the general path) for any other value, or when no value is present at all (the
-    general path then decides the column's resolution).
+    What Finale sends nearly always, and pandas' own parser reads it in one pass, ~2x faster
+    than the careful path's text passes (strip, placeholder test, slice). None (take the
+    careful path) when any value is not a string or does not parse, or none is present.
     """
-    if series.dtype != object or not len(series):
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) != "string":
         return None
-    values = series.to_numpy()
-    try:
-        # Fixed-width bytes keep the first 19 characters (the general path's slice);
-        # shorter values and non-strings (their str()) fail the checks below.
-        text = values.astype("S19")
-    except UnicodeEncodeError:  # not ASCII, so not canonical
+    parsed = pd.to_datetime(series, format=FINALE_DATETIME_FORMAT, errors="coerce")
+    missing = parsed.isna()
+    if missing.all() or (missing & series.notna()).any():
         return None
-    chars = text.view(np.uint8).reshape(len(values), 19)
-    digits = chars[:, _DIGITS] - np.uint8(ord("0"))  # non-digits wrap around to > 9
-    ok = (digits <= 9).all(axis=1)
-    for position, separator in _SEPARATORS.items():
-        ok &= chars[:, position] == ord(separator)
-    if not ok.all():
-        # Missing values (None, NaN) are fine: they stay NaT, and are not "bad". Anything
-        # else (placeholders, junk, other layouts) goes the general way.
-        rest = ~ok
-        if not ok.any() or not pd.isna(values[rest]).all():
-            return None
-        digits[rest] = 0
-    year, month, day, hour, minute, second = (_number(digits, field) for field in _FIELDS)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days_in_month = _DAYS_IN_MONTH[np.clip(month, 0, 13)] + ((month == 2) & leap)
-    real = (year >= 1) & (month >= 1) & (day >= 1) & (day <= days_in_month)
-    real &= (hour <= 23) & (minute <= 59) & (second <= 59)
-    if (ok & ~real).any():
-        return None
-    seconds = _days_since_epoch(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second
-    stamps = (seconds * 1_000_000).view("datetime64[us]")
-    if not ok.all():
-        stamps[~ok] = np.datetime64("NaT")
-    return pd.Series(stamps, index=series.index, name=series.name)
-
-
-def _number(digits: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
-    """The decimal number written by the digits in ``columns`` of each row."""
-    number = digits[:, columns[0]].astype(np.int64)
-    for column in columns[1:]:
-        number = number * 10 + digits[:, column]
-    return number
-
-
-def _days_since_epoch(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Days from 1970-01-01 to each proleptic Gregorian date (H. Hinnant's days_from_civil)."""
-    year = year - (month <= 2)  # count years from March, so the leap day ends a year
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146_097 + day_of_era - 719_468
+    return parsed
