@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 MODES = ("incremental", "full")
 
 #: The result fields written to ``sync_runs`` when a run finishes.
-#: Marks the end of an iterator (``next(it, _END)``).
-_END = object()
-
 RUN_FIELDS = (
     "finished_at",
     "extracted",
@@ -359,29 +356,26 @@ class EntitySync:
         """
         if chunk.prepared is not None:
             return chunk
-        with _paused_gc():
-            outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
-            rendered: RenderedRows | None = None
-            if self.spec.name != "stock":
-                try:
-                    rendered = render_rows(self.spec.table, outcome.frames[self.spec.table.name])
-                except Exception:
-                    # process() renders again and raises there, inside the chunk's
-                    # transaction, exactly as without the read-ahead.
-                    rendered = None
+        outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
+        rendered: RenderedRows | None = None
+        if self.spec.name != "stock":
+            try:
+                rendered = render_rows(self.spec.table, outcome.frames[self.spec.table.name])
+            except Exception:
+                # process() renders again and raises there, inside the chunk's
+                # transaction, exactly as without the read-ahead.
+                rendered = None
         return Chunk(chunk.raw, chunk.watermark, outcome, rendered)
 
     def _read(self) -> Iterator[Chunk]:
         read_started = _utcnow()
         server_filter = dict(self.spec.server_filter) or None
         if self.full_read:
-            pages = _gc_paused_iter(
-                self.client.iter_collection(
-                    self.spec.collection,
-                    page_size=self.options.chunk_size,
-                    filter=server_filter,
-                    defer=self.spec.deferred_fields,
-                )
+            pages = self.client.iter_collection(
+                self.spec.collection,
+                page_size=self.options.chunk_size,
+                filter=server_filter,
+                defer=self.spec.deferred_fields,
             )
             previous: pd.DataFrame | None = None
             # Hold one page back so the last page can carry the watermark: a crash before
@@ -395,17 +389,15 @@ class EntitySync:
             return
         since = self.options.since or self.result.watermark_before
         assert since is not None
-        windows = _gc_paused_iter(
-            self.client.iter_updated(
-                self.spec.collection,
-                since=since,
-                until=self.options.until,
-                window_days=self.options.window_days,
-                overlap=self.options.overlap,
-                extra_filter=server_filter,
-                chunk_size=self.options.chunk_size,
-                defer=self.spec.deferred_fields,
-            )
+        windows = self.client.iter_updated(
+            self.spec.collection,
+            since=since,
+            until=self.options.until,
+            window_days=self.options.window_days,
+            overlap=self.options.overlap,
+            extra_filter=server_filter,
+            chunk_size=self.options.chunk_size,
+            defer=self.spec.deferred_fields,
         )
         for window_chunk in windows:
             mark = window_chunk.window_end if window_chunk.last_in_window else None
@@ -420,8 +412,7 @@ class EntitySync:
         one transaction."""
         outcome = chunk.prepared
         if outcome is None:
-            with _paused_gc():
-                outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
+            outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
         now = _utcnow()
         conn = self.conn
         tx = self._begin()
@@ -627,12 +618,13 @@ _gc_was_enabled = True
 
 @contextlib.contextmanager
 def _paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a block allocates many objects.
+    """Pause the cyclic garbage collector while a block allocates many objects (a run).
 
-    Parsing a page of JSON and mapping it allocate millions of small, acyclic objects that
+    Parsing pages of JSON and mapping them allocate millions of small, acyclic objects that
     reference counting frees; the collector would rescan them again and again (measured:
-    JSON parsing ~3x slower, mapping ~1.7x). Pauses nest and may overlap across threads;
-    the collector runs again once the last one ends, if it was enabled before the first.
+    JSON parsing ~3x slower, mapping ~1.7x). Pauses nest and may overlap across threads
+    (concurrent entity runs); the collector runs again once the last one ends, if it was
+    enabled before the first.
     """
     global _gc_pauses, _gc_was_enabled
     with _gc_lock:
@@ -647,17 +639,6 @@ def _paused_gc() -> Iterator[None]:
             _gc_pauses -= 1
             if _gc_pauses == 0 and _gc_was_enabled:
                 gc.enable()
-
-
-def _gc_paused_iter(items: Iterator[Any]) -> Iterator[Any]:
-    """Iterate ``items``, with the collector paused while each next item is produced."""
-    iterator = iter(items)
-    while True:
-        with _paused_gc():
-            item = next(iterator, _END)
-        if item is _END:
-            return
-        yield item
 
 
 #: How long closing a read-ahead waits for its thread (a request in flight finishes or times
