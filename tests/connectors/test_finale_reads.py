@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from finale_fakes import (
     API,
@@ -280,3 +282,22 @@ def test_get_reads_one_entity_by_the_url_from_the_data(make_client: ClientFactor
 def test_get_rejects_a_sku_instead_of_a_url(make_client: ClientFactory) -> None:
     with pytest.raises(InvalidRequestError, match="taken from the data"):
         make_client(lambda r: json_response({})).get("A-1")
+
+
+def test_page_responses_are_freed_without_the_cyclic_collector(make_client: ClientFactory) -> None:
+    # The pipeline pauses the cyclic garbage collector for a whole run. httpx links each
+    # response and its stream both ways; unless the transport unlinks them, every page's
+    # body (tens of MB) stays alive until the run ends.
+    finale = FakeFinale()
+    finale.collections["product"] = _products(30, datetime(2025, 1, 1), timedelta(hours=1))
+    client = make_client(finale)
+    gc.collect()
+    gc.disable()
+    try:
+        frames = list(client.iter_collection("product", page_size=10))
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert sum(len(f) for f in frames) == 30
+    assert len(finale.requests) == 4
+    assert alive == []

@@ -5,10 +5,17 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
 
-from pipeline.sync import _paused_gc, _read_ahead
+from connectors.finale import FinaleClient
+from invsync.settings import FinaleSettings
+from pipeline.entities import ENTITIES
+from pipeline.sync import EntitySync, SyncOptions, _paused_gc, _read_ahead
+from warehouse.migrate import upgrade
 
 
 def test_items_arrive_in_order_and_the_thread_ends() -> None:
@@ -80,3 +87,29 @@ def test_gc_pauses_nest_and_restore_the_previous_state() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_run_pauses_the_collector_until_it_ends_even_when_it_cannot_start(
+    tmp_path: Path,
+) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/warehouse.db")
+    upgrade(str(engine.url))
+    broken = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/warehouse.db")
+    settings = FinaleSettings(
+        base_url="http://127.0.0.1:9", account="acme", api_key="k", api_secret=SecretStr("s")
+    )
+    spec, options = ENTITIES["facilities"], SyncOptions()
+    try:
+        with FinaleClient(settings) as client:
+            with EntitySync(spec, client, engine, run_id="r", options=options):
+                assert not gc.isenabled()
+            assert gc.isenabled()
+            with (
+                pytest.raises(sa.exc.OperationalError),
+                EntitySync(spec, client, broken, run_id="r", options=options),
+            ):
+                pass
+            assert gc.isenabled()
+    finally:
+        engine.dispose()
+        broken.dispose()

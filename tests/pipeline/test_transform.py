@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -219,3 +221,10 @@ def test_resolve_entities_keeps_dependency_order_and_names_unknown_ones() -> Non
     ]
     with pytest.raises(ValueError, match="unknown entity vendorz; choose from facilities"):
         resolve_entities("vendorz")
+
+
+def test_a_field_the_mapping_reads_cannot_be_deferred() -> None:
+    products = ENTITIES["products"]
+    with pytest.raises(ValueError, match=r"products: deferred_fields \['cost'\] are read"):
+        dataclasses.replace(products, deferred_fields=("priceList", "cost"))
+    assert dataclasses.replace(products, deferred_fields=("priceList",)).deferred_fields
