@@ -1,4 +1,4 @@
-"""The ``data-quality-report`` flow: a daily report of quarantine and reconciliation."""
+"""The ``data-quality-report`` flow: a daily report of open quarantine and reconciliation."""
 
 from __future__ import annotations
 
@@ -39,5 +39,11 @@ def data_quality_report(hours: int = 24, output_dir: str = "data/reports") -> di
     path = folder / f"data-quality-{stamp}.json"
     path.write_text(json.dumps(report, indent=2))
     publish_quality_report(report)
+    open_records = {e["entity"]: e["open_quarantine"] for e in report["entities"]}
+    detail = ", ".join(f"{name} {n}" for name, n in open_records.items() if n)
+    print(
+        f"open quarantine: {sum(open_records.values())} records"
+        + (f" ({detail})" if detail else "")
+    )
     print(f"data-quality report written to {path}")
     return {**report, "path": str(path)}

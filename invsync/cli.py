@@ -134,7 +134,7 @@ def status(
         typer.echo(
             f"{r['entity']:16} {r['status']:12} score={r['health_score']:<4} "
             f"last_sync={r['last_sync'] or 'never'}  records={m['records_synced']} "
-            f"errors={m['errors']}"
+            f"errors={m['errors']}  open quarantine: {r['open_quarantine']} records"
         )
 
 

@@ -18,7 +18,9 @@ import pandas as pd
 import pandera.pandas as pa
 import sqlalchemy as sa
 
+from pipeline import coerce
 from pipeline.mapping import (
+    BadValue,
     Derived,
     ListColumn,
     Number,
@@ -39,8 +41,17 @@ def _items(value: Any) -> list[dict[str, Any]]:
 
 
 def _is_main(pref: Any) -> bool:
-    """Whether a supplierPrefOrderId marks the MAIN supplier ("10_MAIN", "main", ...)."""
-    return bool(pref) and "MAIN" in str(pref).upper()
+    """Whether a supplierPrefOrderId marks the MAIN supplier ("10_MAIN", "main", ...).
+
+    Raises:
+        BadValue: the preference is neither text nor null (which supplier is MAIN is
+            then unknowable).
+    """
+    if pref is None:
+        return False
+    if not isinstance(pref, str):
+        raise BadValue(f"has a supplierPrefOrderId that is not text (a {coerce.json_type(pref)})")
+    return "MAIN" in pref.upper()
 
 
 def _main_supplier(value: Any, ctx: TransformContext) -> str | None:
@@ -69,6 +80,7 @@ def _main_suppliers(suppliers: ListColumn, ctx: TransformContext) -> tuple[Any, 
     """
     is_main: dict[str, bool] = {}
     known = is_main.get
+    text = str
     urls: list[Any] = []
     append = urls.append  # bound once: this loop runs per row of every chunk
     odd: list[int] = []  # rows for _main_supplier, by position (len(urls) is the row)
@@ -82,12 +94,15 @@ def _main_suppliers(suppliers: ListColumn, ctx: TransformContext) -> tuple[Any, 
                         odd.append(len(urls))
                     continue
                 pref = supplier.get("supplierPrefOrderId")
-                if type(pref) is str:
+                if type(pref) is text:
                     main = known(pref)
                     if main is None:
                         main = is_main[pref] = _is_main(pref)
-                else:
-                    main = _is_main(pref)
+                elif pref is None:
+                    main = False
+                else:  # _main_supplier says what is wrong with it
+                    odd.append(len(urls))
+                    break
                 if main:
                     url = supplier.get("supplierPartyUrl")
                     break
@@ -98,6 +113,9 @@ def _main_suppliers(suppliers: ListColumn, ctx: TransformContext) -> tuple[Any, 
                     url = first.get("supplierPartyUrl")
         elif isinstance(value, list):
             odd.append(len(urls))
+        if url is not None and type(url) is not text:
+            odd.append(len(urls))  # not a URL: _main_supplier reports it
+            url = None
         append(url)
     todo = np.zeros(suppliers.n_rows, dtype=bool)
     todo[odd] = True
@@ -230,18 +248,31 @@ def _facility(value: Any, ctx: TransformContext) -> str | None:
 
 
 def _has_role(role: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """Rows whose role list names ``role``, and rows whose role list is malformed.
+
+    A malformed list (not a list) may hide a supplier: it is selected, so the entity's
+    list check quarantines it instead of the record silently not counting.
+    """
+
     def select(raw: pd.DataFrame) -> pd.Series:
         roles = raw.get("roleTypeIdList", pd.Series(None, index=raw.index, dtype=object))
-        return roles.map(lambda v: isinstance(v, list) and role in v).astype(bool)
+        return roles.map(lambda v: role in v if isinstance(v, list) else v is not None).astype(bool)
 
     return select
 
 
 def _field_equals(name: str, value: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """Rows whose ``name`` is ``value``, and rows where it is not text at all.
+
+    Those may be ours too: they are selected and then quarantined by the mapping's rule
+    for ``name``, rather than silently left out.
+    """
+
     def select(raw: pd.DataFrame) -> pd.Series:
         if name not in raw.columns:
-            return pd.Series(False, index=raw.index)
-        return (raw[name] == value).fillna(False).astype(bool)
+            return pd.Series(True, index=raw.index)
+        column = raw[name]
+        return column.map(lambda v: v == value or not isinstance(v, str)).astype(bool)
 
     return select
 
@@ -286,6 +317,20 @@ class EntitySpec:
         deferred_fields: nested fields the transform never reads: they stay undecoded JSON
             until a record is quarantined (its payload shows them as Finale sent them),
             which saves most of their parsing cost.
+        lists: nested list fields the mapping reads -> their item type (``dict`` or
+            ``str``); a record whose list is malformed is quarantined.
+        identity_fields: raw fields whose combination identifies a record within one read,
+            when that is not the mapped primary key (stock entries); two records with one
+            identity in a read are quarantined, never merged.
+        row_checks: functions of the mapped frame returning, per row, a reason or None:
+            rules that span several columns (a stock entry's productId against the SKU
+            its URL resolves to).
+        summed: rows are partial quantities, summed per key over the whole read and merged
+            at the end (``warehouse.stock``), instead of upserted chunk by chunk.
+        lookups: warehouse catalogues the transform resolves URLs against
+            (``TransformContext``): any of "facilities", "vendors", "products".
+        quarantine_key: per raw and mapped row, the ``quarantine.source_key`` text; None =
+            the ``key_field`` value.
     """
 
     name: str
@@ -301,6 +346,12 @@ class EntitySpec:
     child: ChildSpec | None = None
     output_columns: tuple[str, ...] | None = None
     deferred_fields: tuple[str, ...] = ()
+    lists: Mapping[str, type] = field(default_factory=dict)
+    identity_fields: tuple[str, ...] | None = None
+    row_checks: tuple[Callable[[pd.DataFrame], pd.Series], ...] = ()
+    summed: bool = False
+    lookups: frozenset[str] = frozenset({"facilities", "vendors"})
+    quarantine_key: Callable[[pd.DataFrame, pd.DataFrame], pd.Series] | None = None
 
     def __post_init__(self) -> None:
         read = {self.key_field, self.cursor_field, *(r.source for r in self.mapping.values())}
@@ -321,9 +372,21 @@ class EntitySpec:
         """The warehouse primary-key columns."""
         return [c.name for c in self.table.primary_key.columns]
 
-    def source_key(self, raw: pd.DataFrame) -> pd.Series:
-        """The Finale id of each raw row (``quarantine.source_key``)."""
-        return raw.get(self.key_field, pd.Series(None, index=raw.index, dtype=object))
+    def source_key(self, raw: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
+        """The ``quarantine.source_key`` of each row (raw and mapped rows, same index)."""
+        if self.quarantine_key is not None:
+            keys = self.quarantine_key(raw, frame)
+        else:
+            keys = raw.get(self.key_field, pd.Series(None, index=raw.index, dtype=object))
+        return pd.Series([_key_text(k) for k in keys.tolist()], index=raw.index, dtype=object)
+
+
+def _key_text(key: Any) -> str | None:
+    """A source key as text any database stores: NULs and lone surrogates escaped."""
+    if key is None or key != key:
+        return None
+    text = key if isinstance(key, str) else str(key)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _order_lines(raw: pd.DataFrame, ctx: TransformContext) -> pd.DataFrame:
@@ -332,16 +395,39 @@ def _order_lines(raw: pd.DataFrame, ctx: TransformContext) -> pd.DataFrame:
     ids = raw.get("orderId", pd.Series(None, index=raw.index, dtype=object))
     for parent, order_id, lines in zip(raw.index, ids, items, strict=True):
         for line_no, item in enumerate(_items(lines), start=1):
-            rows.append({"parent": parent, "orderId": order_id, "lineNo": line_no, **item})
+            # The line's own keys first: an item may not override which order it is in.
+            rows.append({**item, "parent": parent, "orderId": order_id, "lineNo": line_no})
     columns = ["parent", "orderId", "lineNo", "productId", "productUrl", "quantity", "unitPrice"]
-    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    # Object columns: values stay as sent (a lone surrogate would break pandas' string
+    # inference) until the child mapping parses and judges them.
+    return pd.DataFrame({c: pd.Series([row.get(c) for row in rows], dtype=object) for c in columns})
+
+
+def _adjustments_total(value: Any, ctx: TransformContext) -> float:
+    """The sum of an order's adjustment amounts (display strings accepted).
+
+    Raises:
+        BadValue: an amount is present but not a finite number.
+    """
+    total = 0.0
+    for position, adjustment in enumerate(_items(value), start=1):
+        amount = adjustment.get("amount")
+        number, bad = coerce.to_number(pd.Series([amount], dtype=object))
+        if bad.iloc[0]:
+            raise BadValue(f"has an amount that is not a finite number (entry {position})")
+        if not np.isnan(number.iloc[0]):
+            total += float(number.iloc[0])
+    return total
 
 
 def order_totals(orders: pd.DataFrame, raw: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """Fill the order columns computed from its lines and adjustments.
 
-    ``total_amount`` = sum(quantity x unit_price) + sum(adjustments); ``lines_checksum`` is a
-    hash of the lines so that a change to a line alone marks the order as updated.
+    ``total_amount`` = sum(quantity x unit_price) + sum(adjustments) (the mapped
+    ``adjustments_total``); ``lines_checksum`` is a hash of the lines so that a change to a
+    line alone marks the order as updated.
     """
     out = orders.copy()
     if len(lines):
@@ -358,12 +444,9 @@ def order_totals(orders: pd.DataFrame, raw: pd.DataFrame, lines: pd.DataFrame) -
         )
     else:
         value = count = checksum = pd.Series(dtype=object)
-    adjustments = raw.get(
-        "orderAdjustmentList", pd.Series(None, index=raw.index, dtype=object)
-    ).map(lambda v: sum(float(a.get("amount") or 0) for a in _items(v)))
     # An empty chunk (a quiet incremental window) maps to an object Series; keep it float
     # so total_amount still passes the schema's dtype check.
-    adjustments = adjustments.astype("float64")
+    adjustments = orders["adjustments_total"].astype("float64")
     out["total_amount"] = value.reindex(out.index).fillna(0).astype(float) + adjustments.reindex(
         out.index
     ).fillna(0)
@@ -404,6 +487,7 @@ VENDORS = EntitySpec(
     },
     schema=clean.vendors,
     select=_has_role("SUPPLIER"),
+    lists={"roleTypeIdList": str, "contactMechList": dict},
 )
 
 PRODUCTS = EntitySpec(
@@ -439,15 +523,73 @@ PRODUCTS = EntitySpec(
     schema=clean.products,
     depends_on=("vendors",),
     deferred_fields=("priceList", "userFieldDataList"),
+    lists={"supplierList": dict, "reorderGuidelineList": dict},
 )
+
+
+def _product_sku(value: Any, ctx: TransformContext) -> str:
+    return ctx.product_sku(value)
+
+
+#: What identifies a stock entry, as Finale documents ``inventoryitem``.
+STOCK_ENTRY_FIELDS = ("productUrl", "facilityUrl", "lotId", "normalizedPackingString", "orderUrl")
+
+
+def _product_id_agrees(frame: pd.DataFrame) -> pd.Series:
+    """A stock entry's own productId, when it has one, must be the SKU its URL names."""
+    claimed, sku = frame["entry_product_id"], frame["sku"]
+    differs = claimed.notna() & sku.notna() & (claimed != sku).fillna(False).astype(bool)
+    return pd.Series(
+        [
+            f"productId on the entry disagrees with the product catalogue (got {c!r}, "
+            f"the catalogue says {s!r} for its productUrl)"
+            if d
+            else None
+            for c, s, d in zip(claimed.tolist(), sku.tolist(), differs.tolist(), strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
+    )
+
+
+def _stock_entry_key(raw: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
+    """``productUrl@facilityUrl``, then the entry's lot, packing and order when it has them.
+
+    Built from the entry's documented identity as Finale sent it, so the same entry has the
+    same key in every run, whether or not its URLs resolved this time.
+    """
+    named = [("lot", "lotId"), ("packing", "normalizedPackingString"), ("order", "orderUrl")]
+    columns = [_raw(raw, "productUrl"), _raw(raw, "facilityUrl")]
+    columns += [_raw(raw, name) for _, name in named]
+    keys = []
+    for product, facility, *more in zip(*columns, strict=True):
+        key = (
+            f"{product if product is not None else '?'}@{facility if facility is not None else '?'}"
+        )
+        key += "".join(
+            f" {label}={v}" for (label, _), v in zip(named, more, strict=True) if v is not None
+        )
+        keys.append(key)
+    return pd.Series(keys, index=raw.index, dtype=object)
+
+
+def _raw(raw: pd.DataFrame, name: str) -> list[Any]:
+    """A raw field's values (None where absent)."""
+    if name not in raw.columns:
+        return [None] * len(raw)
+    return [None if v is None or v != v else v for v in raw[name].tolist()]
+
 
 STOCK = EntitySpec(
     name="stock",
     collection="inventoryitem",
-    key_field="productId",
+    key_field="productUrl",
     table=tables.stock_levels,
     mapping={
-        "sku": Text("productId"),
+        # Finale documents productUrl on every entry, and no productId: the SKU comes from
+        # the product catalogue, never from the URL's text.
+        "sku": Derived("productUrl", _product_sku),
+        "entry_product_id": Text("productId"),
         "facility_id": Derived("facilityUrl", _facility),
         "quantity_on_hand": Number("quantityOnHand"),
         "quantity_on_order": Number("quantityOnOrder"),
@@ -455,6 +597,11 @@ STOCK = EntitySpec(
     },
     schema=clean.stock_items,
     cursor_field=None,
+    identity_fields=STOCK_ENTRY_FIELDS,
+    row_checks=(_product_id_agrees,),
+    summed=True,
+    lookups=frozenset({"facilities", "products"}),
+    quarantine_key=_stock_entry_key,
     output_columns=(
         "sku",
         "facility_id",
@@ -480,8 +627,11 @@ PURCHASE_ORDERS = EntitySpec(
         "receive_date": Timestamp("receiveDate"),
         "destination_facility_id": Derived("destinationFacilityUrl", _facility),
         "last_updated_at": Timestamp("lastUpdatedDate"),
+        "order_type": Text("orderTypeId"),
+        "adjustments_total": Derived("orderAdjustmentList", _adjustments_total, "number"),
     },
     schema=clean.purchase_orders,
+    lists={"orderRoleList": dict, "orderItemList": dict, "orderAdjustmentList": dict},
     server_filter={"orderTypeId": "PURCHASE_ORDER"},
     select=_field_equals("orderTypeId", "PURCHASE_ORDER"),
     depends_on=("facilities", "vendors", "products"),

@@ -36,11 +36,14 @@ class TransformContext:
         tz: the Finale account time zone (FINALE_TIMEZONE) for zone-less timestamps.
         facility_ids: facility URL -> facilityId, from the warehouse.
         party_ids: party URL -> partyId, from the warehouse.
+        product_skus: product URL -> SKU (productId), from the warehouse's product
+            catalogue; loaded only for entities that resolve products by URL.
     """
 
     tz: str = "UTC"
     facility_ids: Mapping[str, str] = field(default_factory=dict)
     party_ids: Mapping[str, str] = field(default_factory=dict)
+    product_skus: Mapping[str, str] = field(default_factory=dict)
 
     def facility_id(self, url: object) -> str | None:
         """Resolve a facility URL taken from the data to its facilityId."""
@@ -50,10 +53,38 @@ class TransformContext:
         """Resolve a party URL taken from the data to its partyId."""
         return _resolve(url, self.party_ids)
 
+    def product_sku(self, url: object) -> str:
+        """The SKU of the product at ``url``, from the catalogue; never built from the URL.
+
+        Raises:
+            BadValue: the URL is missing, not a string, or not in the catalogue.
+        """
+        if url is None or url == "":
+            raise BadValue("is missing: the entry names no product")
+        if not isinstance(url, str):
+            raise BadValue(f"is not a URL (a {coerce.json_type(url)})")
+        sku = self.product_skus.get(url)
+        if sku is None:
+            raise BadValue(
+                "is not in the product catalogue (sync products first; a SKU is never "
+                "guessed from a URL)"
+            )
+        return sku
+
+
+class BadValue(ValueError):
+    """A raw value a rule cannot take; the message says why ("is not a URL (a list)").
+
+    Raised by ``Derived`` functions; ``apply_mapping`` turns it into a quarantine reason
+    for that row, so one odd value never fails the chunk.
+    """
+
 
 def _resolve(url: object, known: Mapping[str, str]) -> str | None:
-    if not isinstance(url, str) or not url:
+    if url is None or url == "":
         return None
+    if not isinstance(url, str):
+        raise BadValue(f"is not a URL (a {coerce.json_type(url)})")
     if url in known:
         return known[url]
     # Not synced yet (e.g. created since the last facilities run): Finale's facility and
@@ -136,16 +167,35 @@ class ListColumn:
         return out
 
 
+#: ``problems`` of a rule: row label -> what is wrong with its value ("is not a number").
+Problems = dict[Any, str]
+
+
+def _problems(bad: pd.Series, text: str | Callable[[Any], str], values: pd.Series) -> Problems:
+    """The rows flagged in ``bad``, each with its problem text (fixed, or from the value)."""
+    if not bad.any():
+        return {}
+    labels = bad.index[bad.to_numpy(dtype=bool)]
+    if isinstance(text, str):
+        return dict.fromkeys(labels, text)
+    return {label: text(values.at[label]) for label in labels}
+
+
+def _text_reason(value: Any) -> str:
+    return coerce.text_problem(value) or "is not text"
+
+
 @dataclass(frozen=True)
 class Text:
-    """A text column copied from raw field ``source`` (stripped)."""
+    """A text column copied from raw field ``source`` (stripped; integers as their digits)."""
 
     source: str
 
-    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, pd.Series]:
-        """Return the column and an all-False "unparseable" mask."""
-        values = coerce.to_text(_field(raw, self.source))
-        return values, pd.Series(False, index=raw.index)
+    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, Problems]:
+        """Return the column and the rows whose value is not storable text."""
+        column = _field(raw, self.source)
+        values, bad = coerce.to_text(column)
+        return values, _problems(bad, _text_reason, column)
 
 
 @dataclass(frozen=True)
@@ -158,21 +208,27 @@ class Number:
     source: str
     integer: bool = False
 
-    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, pd.Series]:
-        """Return the numeric column and the mask of values that were not numbers."""
+    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, Problems]:
+        """Return the numeric column and the rows whose value is not a finite number."""
         numbers, bad = coerce.to_number(_field(raw, self.source))
-        return (numbers.round().astype("Int64") if self.integer else numbers), bad
+        if self.integer:
+            numbers = numbers.where(~bad).round().astype("Int64")
+        return numbers, _problems(bad, "is not a finite number", numbers)
 
 
 @dataclass(frozen=True)
 class Timestamp:
-    """A UTC timestamp column from a zone-less raw field in the account zone."""
+    """A UTC timestamp column; zone-less values are in the account zone (``ctx.tz``)."""
 
     source: str
 
-    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, pd.Series]:
-        """Return the UTC column and the mask of values that did not parse."""
-        return coerce.to_timestamp(_field(raw, self.source), ctx.tz)
+    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, Problems]:
+        """Return the UTC column and the rows whose value is not a timestamp."""
+        values, bad = coerce.to_timestamp(_field(raw, self.source), ctx.tz)
+        low, high = coerce.TIMESTAMP_YEARS
+        return values, _problems(
+            bad, f"is not an ISO 8601 timestamp between the years {low} and {high}", values
+        )
 
 
 #: ``columnar(list_column, ctx) -> (values, todo)``: see ``Derived``.
@@ -185,14 +241,16 @@ class Derived:
 
     Used for nested lists (``supplierList``, ``contactMechList``) and URL lookups, where a
     per-value Python function is the clear way to say it. ``kind`` is "text" or "number".
+    ``func`` raises ``BadValue`` for a value it cannot take; that row is then reported.
 
     ``columnar``, optional, computes the same column for a whole chunk (from the field's
     ``ListColumn``; see ``pipeline.entities``), 2-3x faster than calling ``func`` per row.
     It returns ``(values, todo)``: ``values`` holds ``func``'s result for each row, as a
     list or as an array the parsers read the same way (a float64 array for numbers, NaN
     for None, ints as floats; a string array from ``text_each_once``), and ``todo`` a mask
-    of the rows it leaves to ``func`` (unusual values), or None. ``func`` stays the
-    definition: ``columnar`` must agree with it on every other row.
+    of the rows it leaves to ``func`` (unusual values, and every value ``func`` would
+    refuse), or None. ``func`` stays the definition: ``columnar`` must agree with it on
+    every other row.
     """
 
     source: str
@@ -205,44 +263,59 @@ class Derived:
         raw: pd.DataFrame,
         ctx: TransformContext,
         lists: dict[str, ListColumn] | None = None,
-    ) -> tuple[pd.Series, pd.Series]:
-        """Return the derived column, parsed as ``kind``, and its unparseable mask.
+    ) -> tuple[pd.Series, Problems]:
+        """Return the derived column, parsed as ``kind``, and the rows it could not derive.
 
         ``lists`` (source field -> ``ListColumn``) shares work between the rules of one
         mapping; ``apply_mapping`` passes one per call.
         """
         column = _field(raw, self.source)
+        refused: Problems = {}
         if self.columnar is None:
             # A plain loop over the values: Series.map adds ~1 us per value on top of the
             # function.
-            func = self.func
-            return self._parse([func(v, ctx) for v in column.tolist()], raw.index)
-        if lists is None:
-            lists = {}
-        if self.source not in lists:
-            lists[self.source] = ListColumn(column)
-        values, todo = self.columnar(lists[self.source], ctx)
-        if todo is not None and todo.any():
-            if not isinstance(values, list):
-                values = [None if v != v else v for v in values.tolist()]  # NaN stands for None
-            raw_values = column.to_numpy()
-            for row in np.flatnonzero(todo).tolist():
-                values[row] = self.func(raw_values[row], ctx)
-        return self._parse(values, raw.index)
+            values: Any = [self._call(v, ctx, label, refused) for label, v in column.items()]
+        else:
+            if lists is None:
+                lists = {}
+            if self.source not in lists:
+                lists[self.source] = ListColumn(column)
+            values, todo = self.columnar(lists[self.source], ctx)
+            if todo is not None and todo.any():
+                if not isinstance(values, list):
+                    values = [None if v != v else v for v in values.tolist()]  # NaN is None
+                raw_values = column.to_numpy()
+                labels = column.index
+                for row in np.flatnonzero(todo).tolist():
+                    values[row] = self._call(raw_values[row], ctx, labels[row], refused)
+        parsed, problems = self._parse(values, raw.index)
+        return parsed, {**problems, **refused}
 
-    def _parse(self, derived: Any, index: pd.Index) -> tuple[pd.Series, pd.Series]:
+    def _call(self, value: Any, ctx: TransformContext, label: Any, refused: Problems) -> Any:
+        try:
+            return self.func(value, ctx)
+        except BadValue as exc:
+            refused[label] = str(exc)
+            return None
+
+    def _parse(self, derived: Any, index: pd.Index) -> tuple[pd.Series, Problems]:
         # A list is inferred like Series.map's result would be (numbers -> float64,
         # strings -> str), so the parsers see the same values; numbers and strings go to
         # them typed (their fast paths), anything else as objects, as map's would. A
         # columnar rule's arrays are typed already.
-        values = pd.Series(derived, index=index)
+        try:
+            values = pd.Series(derived, index=index)
+        except UnicodeEncodeError:  # a lone surrogate: to_text reports it
+            values = pd.Series(derived, index=index, dtype=object)
         if self.kind == "number":
             kind = values.dtype
             numeric = pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
-            return coerce.to_number(values if numeric else values.astype(object))
+            numbers, bad = coerce.to_number(values if numeric else values.astype(object))
+            return numbers, _problems(bad, "is not a finite number", numbers)
         if not isinstance(values.dtype, pd.StringDtype):
             values = values.astype(object)
-        return coerce.to_text(values), pd.Series(False, index=index)
+        texts, bad = coerce.to_text(values)
+        return texts, _problems(bad, _text_reason, values)
 
 
 #: What pandas makes of a list of strings and None: "str", held by pyarrow (pandas >= 3).
@@ -284,10 +357,16 @@ def _field(raw: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(None, index=raw.index, dtype=object)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for reasons an operator reads."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def apply_mapping(
     raw: pd.DataFrame, mapping: Mapping[str, Rule], ctx: TransformContext
 ) -> tuple[pd.DataFrame, dict[Any, list[str]]]:
-    """Build the warehouse frame for ``raw`` and list the values that could not be parsed.
+    """Build the warehouse frame for ``raw`` and list the values that could not be taken.
 
     Args:
         raw: the raw Finale rows (one column per field).
@@ -296,7 +375,8 @@ def apply_mapping(
 
     Returns:
         (frame with exactly the mapping's columns and ``raw``'s index,
-        {raw index -> ["cost: '12x' is not a number", ...]}).
+        {raw index -> ["cost (field cost) is not a finite number (got '12x')", ...]}).
+        Each reason is "<rule> (got <value>)", so reports can group reasons by rule.
     """
     columns: dict[str, pd.Series] = {}
     problems: dict[Any, list[str]] = {}
@@ -307,11 +387,43 @@ def apply_mapping(
         else:
             values, bad = rule.apply(raw, ctx)
         columns[target] = values
-        if bad.any():
+        if bad:
             source = _field(raw, rule.source)
-            what = "a timestamp" if isinstance(rule, Timestamp) else "a number"
-            for idx in bad[bad].index:
+            for idx, what in bad.items():
                 problems.setdefault(idx, []).append(
-                    f"{target}: {source.at[idx]!r} (field {rule.source}) is not {what}"
+                    f"{target} (field {rule.source}) {what} (got {shown(source.at[idx])})"
                 )
     return pd.DataFrame(columns, index=raw.index), problems
+
+
+def list_problems(raw: pd.DataFrame, lists: Mapping[str, type]) -> dict[Any, list[str]]:
+    """Rows whose nested list fields are not lists of the expected item type.
+
+    ``lists`` maps a raw field to its item type (``dict`` for lists of objects, ``str`` for
+    lists of ids). A null field is fine (no items). Rules that read these fields skip
+    what they cannot use; this says so, so such a record is quarantined, never loaded with
+    the odd part silently ignored.
+    """
+    problems: dict[Any, list[str]] = {}
+    for name, item_type in lists.items():
+        if name not in raw.columns:
+            continue
+        values = raw[name].tolist()
+        # The usual case in C-level passes: only lists (or nulls) of the right items.
+        if set(map(type, values)) <= {list, type(None)} and set(
+            map(type, chain.from_iterable(v for v in values if v))
+        ) <= {item_type}:
+            continue
+        expected = "an object" if item_type is dict else "text"
+        for label, value in zip(raw.index, values, strict=True):
+            if value is None:
+                continue
+            if not isinstance(value, list):
+                what = f"is not a list (a {coerce.json_type(value)})"
+            else:
+                odd = [i for i, item in enumerate(value, 1) if not isinstance(item, item_type)]
+                if not odd:
+                    continue
+                what = f"has an entry that is not {expected} (entry {odd[0]})"
+            problems.setdefault(label, []).append(f"{name} {what} (got {shown(value)})")
+    return problems

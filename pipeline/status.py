@@ -14,6 +14,10 @@ successful one:
              "degraded" if score < 80, else "operational".
 
 The expected interval is the entity's schedule in prefect.yaml (stock 15 min, others 60).
+
+Next to the score each row carries ``open_quarantine``: the distinct records of the entity
+in quarantine now (open entries), however many runs read them. ``metrics.errors`` stays
+about the latest run (the records it quarantined, +1 if it failed).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sqlalchemy as sa
 
 from pipeline.entities import ENTITIES
 from schemas.tables import sync_runs
+from warehouse.state import count_open_quarantine
 
 #: How often each entity is expected to sync (matches the schedules in prefect.yaml).
 EXPECTED_INTERVAL: dict[str, timedelta] = {
@@ -93,7 +98,7 @@ def _row(record: Any) -> RunRow:
 
 
 def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None) -> dict[str, Any]:
-    """The status JSON of one entity, from its runs in ``sync_runs``."""
+    """The status JSON of one entity, from its runs in ``sync_runs`` and its open quarantine."""
     now = now or datetime.now(UTC)
     finished = (
         sa.select(sync_runs)
@@ -134,6 +139,7 @@ def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None)
             "next_sync": (_aware(last_sync) + interval).isoformat() if last_sync else None,
         },
         "health_score": score,
+        "open_quarantine": count_open_quarantine(conn, entity),
         "last_error": latest.error if latest else None,
     }
 

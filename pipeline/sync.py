@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -31,10 +32,18 @@ from connectors.finale import FinaleClient
 from connectors.finale.redact import redact_text
 from pipeline.entities import EntitySpec
 from pipeline.mapping import TransformContext
-from pipeline.transform import ChunkResult, QuarantineRecord, transform_chunk
+from pipeline.transform import (
+    ChunkResult,
+    QuarantineRecord,
+    duplicate_label,
+    remember,
+    seen_before,
+    transform_chunk,
+)
 from schemas import tables
 from warehouse import load, state
 from warehouse.canonical import RenderedRows, render_rows
+from warehouse.stock import StockStager
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +197,16 @@ class EntitySync:
         self.result = EntityRunResult(run_id=run_id, entity=spec.name, mode=mode)
         self._conn: sa.Connection | None = None
         self._clock = time.monotonic()
-        self._stock_quarantined_pairs: set[str] = set()
+        self._stager: StockStager | None = None
+        self._held_keys: set[tuple[Any, ...]] = set()
+        # Identity hashes of the records this run has loaded, sorted: a record read again
+        # later in the same read is a duplicate, quarantined rather than overwriting.
+        self._seen = np.empty(0, dtype=np.uint64)
+        # Keys with an open quarantine entry (few): resolved when their record loads cleanly.
+        self._open_quarantine: set[str] = set()
+        # Summed entities: open keys read cleanly, by the key whose total they join; they
+        # are resolved at the merge unless that total is held back.
+        self._clean_summed: dict[str, tuple[Any, ...]] = {}
         self._source_hashes = load.ChecksumAccumulator()
         self._ctx = TransformContext(tz=options.tz)
         self._reader: Generator[Chunk, None, None] | None = None
@@ -229,6 +247,7 @@ class EntitySync:
                 started_at=self.result.started_at,
             )
             self._ctx = self._lookups(self._conn)
+            self._open_quarantine = state.open_quarantine_keys(self._conn, self.spec.name)
         if self.full_read:
             with self._conn.begin():
                 # A full read into a table with no live rows cannot find deletions: every
@@ -236,9 +255,10 @@ class EntitySync:
                 self._track_deletions = load.has_live_rows(self._conn, self.spec.table)
                 if self._track_deletions:
                     load.begin_seen_keys(self._conn, self.spec.table)
-        if self.spec.name == "stock":
+        if self.spec.summed:
             with self._conn.begin():
-                load.begin_stock_staging(self._conn)
+                self._stager = StockStager(self._conn, table=self.spec.table)
+                self._stager.open()
         if self.options.dry_run:
             self._conn.begin()
         if self.options.mode == "full":
@@ -358,7 +378,7 @@ class EntitySync:
             return chunk
         outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
         rendered: RenderedRows | None = None
-        if self.spec.name != "stock":
+        if not self.spec.summed:
             try:
                 rendered = render_rows(self.spec.table, outcome.frames[self.spec.table.name])
             except Exception:
@@ -413,11 +433,22 @@ class EntitySync:
         outcome = chunk.prepared
         if outcome is None:
             outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
+        rendered = chunk.rendered
+        repeated = seen_before(self._seen, outcome.identities)
+        if repeated.any():
+            outcome = outcome.quarantine_rows(
+                self.spec,
+                repeated,
+                f"{duplicate_label(self.spec)} appears more than once in this read (got a "
+                "record read earlier in this run, which was kept); this one is not loaded",
+            )
+            rendered = None
+        self._seen = remember(self._seen, [outcome.identities])
         now = _utcnow()
         conn = self.conn
         tx = self._begin()
         try:
-            counts = self._load(conn, outcome, now, chunk.rendered)
+            counts = self._load(conn, outcome, now, rendered)
             if outcome.quarantined:
                 state.record_quarantine(
                     conn,
@@ -426,6 +457,7 @@ class EntitySync:
                     [_quarantine_row(q) for q in outcome.quarantined],
                     created_at=now,
                 )
+            self._resolve_quarantine(conn, outcome, now)
             if chunk.watermark is not None and self.may_advance_watermark:
                 state.set_watermark(conn, self.spec.name, chunk.watermark, now=now)
             state.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
@@ -437,6 +469,27 @@ class EntitySync:
         if self.result.chunks % GC_EVERY_CHUNKS == 0:
             gc.collect(0)  # young objects only: ~15 ms with a chunk read ahead
         return outcome
+
+    def _resolve_quarantine(self, conn: sa.Connection, outcome: ChunkResult, now: datetime) -> None:
+        """Close the open quarantine entries of records this chunk loaded cleanly."""
+        if not self._open_quarantine:
+            return
+        main = outcome.frames[self.spec.table.name]
+        clean = [
+            (key, position)
+            for position, key in enumerate(outcome.source_keys)
+            if key in self._open_quarantine
+        ]
+        if not clean:
+            return
+        if self._stager is not None:
+            keys = main[self.spec.key_columns].itertuples(index=False, name=None)
+            pairs = list(keys)
+            self._clean_summed.update((key, pairs[position]) for key, position in clean)
+            return
+        resolved = {key for key, _ in clean}
+        state.resolve_quarantine(conn, self.spec.name, resolved, now)
+        self._open_quarantine -= resolved
 
     def _begin(self) -> sa.RootTransaction | sa.NestedTransaction:
         # A dry run does all its work inside one outer transaction that finish() rolls
@@ -454,14 +507,12 @@ class EntitySync:
     ) -> dict[str, int]:
         main = outcome.frames[self.spec.table.name]
         counts = {"extracted": outcome.extracted, "quarantined": len(outcome.quarantined)}
-        if self.spec.name == "stock":
-            # Stock is summed over the whole read before anything is compared; extracted and
-            # quarantined are counted per (sku, facility) pair in finish().
-            load.stage_stock_partials(conn, main)
-            self._stock_quarantined_pairs.update(
-                q.source_key for q in outcome.quarantined if q.source_key
-            )
-            return {}
+        if self._stager is not None:
+            # Summed over the whole read before anything is compared: the other counts come
+            # from the merge in finish(), in entries like these.
+            self._stager.add(main)
+            self._held_keys.update(outcome.quarantined_keys)
+            return counts
         if rendered is None or len(rendered) != len(main):
             rendered = render_rows(self.spec.table, main)
         loaded = load.load_rendered(conn, self.spec.table, rendered, synced_at=now)
@@ -475,7 +526,7 @@ class EntitySync:
             load.add_seen_rendered(conn, self.spec.table, rendered)
             # A quarantined record is still in Finale: it must not be marked deleted.
             quarantined_keys = pd.DataFrame(
-                {self.spec.key_columns[0]: [q.source_key for q in outcome.quarantined]}
+                outcome.quarantined_keys, columns=self.spec.key_columns, dtype=object
             )
             load.add_seen_keys(conn, self.spec.table, quarantined_keys)
         counts.update(inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged)
@@ -500,8 +551,8 @@ class EntitySync:
         conn = self.conn
         tx = self._begin()
         try:
-            if self.spec.name == "stock":
-                self._merge_stock(conn, now)
+            if self._stager is not None:
+                self._merge_summed(conn, now)
             elif self.full_read:
                 if self._track_deletions:
                     r.deleted = load.mark_missing(conn, self.spec.table, synced_at=now)
@@ -532,15 +583,20 @@ class EntitySync:
             raise QuarantineThresholdExceeded(r.error)
         return r
 
-    def _merge_stock(self, conn: sa.Connection, now: datetime) -> None:
-        # Stock is counted per (sku, facility) pair: a pair with any bad inventory item is
-        # quarantined whole and keeps its previous warehouse value.
-        merged = load.merge_stock(conn, synced_at=now, exclude_pairs=self._stock_quarantined_pairs)
+    def _merge_summed(self, conn: sa.Connection, now: datetime) -> None:
+        # Counted in entries read. A key (product at a sub-location) with a quarantined
+        # entry keeps its stored value, since its sum would be incomplete: its other
+        # entries are held back and count as quarantined too.
+        assert self._stager is not None
+        merged = self._stager.merge(synced_at=now, exclude_pairs=self._held_keys)
+        entries = self._stager.entry_counts
         r = self.result
-        r.quarantined = len(self._stock_quarantined_pairs)
-        r.inserted, r.updated, r.unchanged = merged.inserted, merged.updated, merged.unchanged
+        r.inserted, r.updated, r.unchanged = entries.inserted, entries.updated, entries.unchanged
+        r.quarantined += entries.held_back
         r.deleted = merged.deleted
-        r.extracted = merged.rows + r.quarantined
+        loaded = {key for key, pair in self._clean_summed.items() if pair not in self._held_keys}
+        if loaded:
+            state.resolve_quarantine(conn, self.spec.name, loaded, now)
         self._source_hashes.add(merged.checksum)
 
     def _judge(self) -> str:
@@ -586,19 +642,24 @@ class EntitySync:
             log.exception("could not record the failed run of %s", r.entity)
 
     def _lookups(self, conn: sa.Connection) -> TransformContext:
-        facility_ids = dict(
-            conn.execute(
-                sa.select(tables.facilities.c.facility_url, tables.facilities.c.facility_id)
-            )
-            .tuples()
-            .all()
-        )
-        party_ids = dict(
-            conn.execute(sa.select(tables.vendors.c.finale_url, tables.vendors.c.party_id))
-            .tuples()
-            .all()
-        )
-        return TransformContext(tz=self.options.tz, facility_ids=facility_ids, party_ids=party_ids)
+        """The URL catalogues the entity resolves against (``EntitySpec.lookups``)."""
+        catalogues = {
+            "facilities": (
+                "facility_ids",
+                tables.facilities.c.facility_url,
+                tables.facilities.c.facility_id,
+            ),
+            "vendors": ("party_ids", tables.vendors.c.finale_url, tables.vendors.c.party_id),
+            # Deleted rows too: a URL the warehouse once resolved still names that record
+            # (stock may outlive its product in Finale's reports).
+            "products": ("product_skus", tables.products.c.finale_url, tables.products.c.sku),
+        }
+        found: dict[str, dict[str, str]] = {}
+        for name in self.spec.lookups:
+            attribute, url, key = catalogues[name]
+            query = sa.select(url, key).where(url.is_not(None))
+            found[attribute] = dict(conn.execute(query).tuples().all())
+        return TransformContext(tz=self.options.tz, **found)
 
 
 def _quarantine_row(q: QuarantineRecord) -> dict[str, Any]:

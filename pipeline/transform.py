@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from connectors.finale.columnar import decode_deferred
 from pipeline.entities import EntitySpec, order_totals
-from pipeline.mapping import TransformContext, apply_mapping
+from pipeline.mapping import Timestamp, TransformContext, apply_mapping, list_problems, shown
 from pipeline.validate import failed_checks, merge_reasons
 
 #: Columns the loader maintains itself; transforms never produce them.
@@ -34,11 +35,57 @@ class ChunkResult:
         frames: warehouse table name -> rows to load (business columns only).
         quarantined: the records that failed, with reasons.
         extracted: raw rows of the chunk that belong to the entity.
+        identities: per row of the main frame, a 64-bit hash of the record's identity in
+            the read (see ``EntitySpec.identity_fields``), to find a record read twice
+            across chunks.
+        source_keys: per row of the main frame, its ``quarantine.source_key`` text (to
+            resolve open quarantine entries once the record loads cleanly).
+        payloads: per row of the main frame, the raw record (for ``quarantine_rows``).
+        quarantined_keys: the mapped primary keys of the quarantined records, where they
+            are known: such a record still exists in Finale (not deleted), and for a
+            summed entity its key's total would be incomplete (held back).
     """
 
     frames: dict[str, pd.DataFrame]
     quarantined: list[QuarantineRecord] = field(default_factory=list)
     extracted: int = 0
+    identities: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    source_keys: list[str | None] = field(default_factory=list)
+    payloads: pd.DataFrame | None = field(default=None, repr=False)
+    quarantined_keys: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def quarantine_rows(self, spec: EntitySpec, rows: np.ndarray, reason: str) -> ChunkResult:
+        """This result with the main-frame ``rows`` (a mask) moved to quarantine.
+
+        Their child rows go too, so a record is loaded whole or not at all.
+        """
+        main = self.frames[spec.table.name]
+        keep = ~rows
+        frames = {spec.table.name: main[keep].reset_index(drop=True)}
+        if spec.child is not None:
+            key = spec.key_columns[0]
+            gone = set(main.loc[rows, key].tolist())
+            child = self.frames[spec.child.table.name]
+            frames[spec.child.table.name] = child[~child[key].isin(gone)].reset_index(drop=True)
+        assert self.payloads is not None
+        moved = [
+            QuarantineRecord(source_key=key, reasons=[reason], payload=_payload(payload))
+            for key, payload in zip(
+                np.asarray(self.source_keys, dtype=object)[rows].tolist(),
+                self.payloads[rows].to_dict("records"),
+                strict=True,
+            )
+        ]
+        moved_keys = main.loc[rows, spec.key_columns].itertuples(index=False, name=None)
+        return ChunkResult(
+            frames=frames,
+            quarantined=[*self.quarantined, *moved],
+            quarantined_keys=[*self.quarantined_keys, *moved_keys],
+            extracted=self.extracted,
+            identities=self.identities[keep],
+            source_keys=np.asarray(self.source_keys, dtype=object)[keep].tolist(),
+            payloads=self.payloads[keep].reset_index(drop=True),
+        )
 
 
 def business_columns(table: Any) -> list[str]:
@@ -50,12 +97,14 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
     """Select, map, validate and split one raw chunk of ``spec``'s collection.
 
     Nothing is dropped silently: every selected raw row ends up either in ``frames`` or in
-    ``quarantined``, so ``extracted == len(main frame) + len(quarantined)``.
+    ``quarantined``, so ``extracted == len(main frame) + len(quarantined)``. No value in a
+    record can make this raise: what cannot be taken is a reason to quarantine that record.
     """
     if spec.select is not None and len(raw):
         raw = raw[spec.select(raw)]
     raw = raw.reset_index(drop=True)
     frame, problems = apply_mapping(raw, spec.mapping, ctx)
+    problems = merge_reasons(problems, list_problems(raw, spec.lists))
 
     child_frame = None
     if spec.child is not None:
@@ -65,18 +114,20 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         child_problems = merge_reasons(child_parse, failed_checks(child_frame, spec.child.schema))
         problems = merge_reasons(problems, _lift_to_parent(child_problems, exploded))
         frame = order_totals(frame, raw, child_frame)
-    problems = merge_reasons(problems, failed_checks(frame, spec.schema))
+    problems = merge_reasons(
+        problems,
+        failed_checks(frame, spec.schema),
+        _missing_cursor(spec, raw, frame, problems),
+        *(_reasons(check(frame)) for check in spec.row_checks),
+    )
+    identity = _identities(spec, raw, frame)
+    problems = merge_reasons(problems, _duplicates(spec, identity))
 
     bad = list(problems)  # labels of raw's RangeIndex, i.e. row positions
-    keys = spec.source_key(raw)
-    payloads = raw.take(bad).to_dict("records")  # one pass, not one .loc lookup per row
+    keys = spec.source_key(raw, frame)
     quarantined = [
-        QuarantineRecord(
-            source_key=_source_key(spec, keys, frame, idx),
-            reasons=problems[idx],
-            payload={k: decode_deferred(v) for k, v in payload.items()},
-        )
-        for idx, payload in zip(bad, payloads, strict=True)
+        QuarantineRecord(source_key=keys.at[idx], reasons=problems[idx], payload=_payload(payload))
+        for idx, payload in zip(bad, raw.take(bad).to_dict("records"), strict=True)
     ]
     keep = np.ones(len(frame), dtype=bool)
     keep[bad] = False
@@ -87,7 +138,20 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         kept = child_frame[~child_frame["parent"].isin(bad)]
         child_columns = business_columns(spec.child.table)
         frames[spec.child.table.name] = kept[child_columns].reset_index(drop=True)
-    return ChunkResult(frames=frames, quarantined=quarantined, extracted=len(raw))
+    known = frame.loc[bad, spec.key_columns].dropna()
+    return ChunkResult(
+        frames=frames,
+        quarantined=quarantined,
+        quarantined_keys=list(known.itertuples(index=False, name=None)),
+        extracted=len(raw),
+        identities=pd.util.hash_array(identity[keep].to_numpy(dtype=object)),
+        source_keys=keys[keep].tolist(),
+        payloads=raw[keep].reset_index(drop=True),
+    )
+
+
+def _payload(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: decode_deferred(v) for k, v in record.items()}
 
 
 def _lift_to_parent(child_problems: dict[Any, list[str]], exploded: pd.DataFrame) -> dict:
@@ -99,11 +163,99 @@ def _lift_to_parent(child_problems: dict[Any, list[str]], exploded: pd.DataFrame
     return lifted
 
 
-def _source_key(spec: EntitySpec, keys: pd.Series, frame: pd.DataFrame, idx: Any) -> str | None:
-    key = keys.at[idx] if idx in keys.index else None
-    key = None if key is None or (isinstance(key, float) and pd.isna(key)) else str(key)
-    if spec.name == "stock":
-        # A stock row is a product at a facility: name both, as the quarantine contract says.
-        facility = frame.at[idx, "facility_id"]
-        return f"{key}@{facility if isinstance(facility, str) else '?'}"
-    return key
+def _reasons(per_row: pd.Series) -> dict[Any, list[str]]:
+    """{row -> [reason]} from a Series holding a reason or None per row."""
+    return {idx: [text] for idx, text in per_row.dropna().items()}
+
+
+def _missing_cursor(
+    spec: EntitySpec, raw: pd.DataFrame, frame: pd.DataFrame, problems: dict[Any, list[str]]
+) -> dict[Any, list[str]]:
+    """Rows with no cursor timestamp: they cannot be placed on the watermark.
+
+    (An unparseable one is already reported by its ``Timestamp`` rule.)
+    """
+    targets = [
+        target
+        for target, rule in spec.mapping.items()
+        if isinstance(rule, Timestamp) and rule.source == spec.cursor_field
+    ]
+    out: dict[Any, list[str]] = {}
+    for target in targets:
+        for idx in frame.index[frame[target].isna().to_numpy()].tolist():
+            if not any(reason.startswith(f"{target} ") for reason in problems.get(idx, ())):
+                out[idx] = [
+                    f"{target} (field {spec.cursor_field}) is missing, so the record cannot "
+                    "be placed on the watermark"
+                ]
+    return out
+
+
+#: Separates identity parts in the text that is hashed (never part of a Finale id).
+_PART_SEPARATOR = "\x1f"
+
+
+def _identities(spec: EntitySpec, raw: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
+    """Per row, the text that identifies the record in a read (None: no usable key).
+
+    The mapped primary key by default (so " A-1 " and "A-1", which load as one row, are
+    one identity); the raw ``identity_fields`` where the key is an aggregate (stock).
+    """
+    if spec.identity_fields is None:
+        parts = [frame[c].astype(object) for c in spec.key_columns]
+        usable = pd.concat([p.notna() for p in parts], axis=1).all(axis=1)
+    else:
+        parts = [
+            raw.get(f, pd.Series(None, index=raw.index, dtype=object)).map(repr)
+            for f in spec.identity_fields
+        ]
+        usable = pd.Series(True, index=raw.index)
+    text = parts[0].astype(str)
+    for part in parts[1:]:
+        text = text + _PART_SEPARATOR + part.astype(str)
+    return text.astype(object).where(usable)
+
+
+def _duplicates(spec: EntitySpec, identity: pd.Series) -> dict[Any, list[str]]:
+    """Every record whose identity another record of the chunk shares (all of them)."""
+    repeated = identity.notna() & identity.duplicated(keep=False)
+    if not repeated.any():
+        return {}
+    counts = identity[repeated].value_counts()
+    what = duplicate_label(spec)
+    return {
+        idx: [
+            f"{what} appears more than once in this read (got {shown(_shown_identity(value))}, "
+            f"{counts[value]} records); none of them is loaded"
+        ]
+        for idx, value in identity[repeated].items()
+    }
+
+
+def duplicate_label(spec: EntitySpec) -> str:
+    """How a duplicate's identity is named in its quarantine reason."""
+    if spec.identity_fields is None:
+        return "key " + ", ".join(spec.key_columns)
+    return "entry identity (" + ", ".join(spec.identity_fields) + ")"
+
+
+def _shown_identity(value: str) -> str:
+    return value.replace(_PART_SEPARATOR, " | ")
+
+
+def seen_before(seen: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Which ``identities`` are in the sorted array ``seen``."""
+    if not len(seen) or not len(identities):
+        return np.zeros(len(identities), dtype=bool)
+    where = np.searchsorted(seen, identities).clip(max=len(seen) - 1)
+    return seen[where] == identities
+
+
+def remember(seen: np.ndarray, identities: Iterable[np.ndarray]) -> np.ndarray:
+    """``seen`` (sorted) with ``identities`` added, still sorted.
+
+    Concatenating two sorted runs and sorting stably is a linear merge (timsort), so a
+    read of a million records keeps this cheap (8 bytes a record).
+    """
+    added = [np.sort(np.asarray(ids, dtype=np.uint64)) for ids in identities]
+    return np.sort(np.concatenate([seen, *added]), kind="stable")

@@ -8,7 +8,7 @@ key                                       type        content
 ========================================  ==========  =====================================
 ``sync-counts``                           table       one row per entity of this run
 ``sync-counts-<entity>``                  table       that entity's row, for its own history
-``sync-quarantine-sample``                table       masked sample of quarantined records
+``sync-quarantine-sample``                table       masked sample of this run's quarantine
 ``sync-health``                           markdown    status JSON per entity, health score
 ``<key>`` given to ``create_progress``    progress    backfill progress, updated in place
 ========================================  ==========  =====================================
@@ -37,7 +37,7 @@ from prefect.artifacts import (
 
 from notifications.redact import redact_secrets
 from reporting.masking import mask_text
-from reporting.tables import counts_table, health_markdown, quarantine_table
+from reporting.tables import counts_table, health_markdown, quarantine_summary, quarantine_table
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ def publish_run_artifacts(
             create_table_artifact,
             table=sample,
             description=(
-                f"{description}. Quarantined records (sample, personal data masked): "
-                f"{len(sample['entity'])}"
+                f"{description}. {quarantine_summary(results, status_rows)}. Sample of this "
+                f"run's records (personal data masked): {len(sample['entity'])}"
             ),
         )
     published[HEALTH_KEY] = _publish(
@@ -250,10 +250,11 @@ QUALITY_KEY = "data-quality-report"
 def publish_quality_report(report: Mapping[str, Any]) -> dict[str, UUID]:
     """Publish the data-quality report (``pipeline.quality.quality_report``) as artifacts.
 
-    A table per entity (runs, quarantine share, reconciliation) under the stable key
-    ``data-quality-report`` and a markdown of the top quarantine reasons under
-    ``data-quality-reasons``. Reasons never hold personal data (they name checks and values
-    of numeric or id fields), but are masked anyway.
+    A table per entity (runs, records the runs quarantined, distinct open quarantine
+    records, reconciliation) under the stable key ``data-quality-report``, and under
+    ``data-quality-reasons`` a markdown of every rule the open records fail, with counts
+    that add up to the stated total. Rules never hold personal data (the offending
+    values are cut off), but are masked anyway.
     """
     rows = []
     lines = [f"# Data quality since {report.get('since')}", ""]
@@ -265,18 +266,29 @@ def publish_quality_report(report: Mapping[str, Any]) -> dict[str, UUID]:
                 "runs": entity["runs"],
                 "failed_runs": entity["failed_runs"],
                 "extracted": entity["extracted"],
-                "quarantined": entity["quarantined"],
+                "quarantined_by_runs": entity["quarantined"],
                 "quarantine_share": entity["quarantine_share"],
+                "open_quarantine_records": entity["open_quarantine"],
                 "source_count": recon.get("source_count"),
                 "warehouse_count": recon.get("warehouse_count"),
                 "checksums_match": recon.get("checksums_match"),
             }
         )
-        lines.append(f"## {entity['entity']}")
-        for reason, count in entity.get("top_reasons", []):
-            lines.append(f"- {count} x {mask_text(redact_secrets(str(reason)))}")
-        if not entity.get("top_reasons"):
-            lines.append("- no quarantined records")
+        lines += [
+            f"## {entity['entity']}: open quarantine: {entity['open_quarantine']} records",
+            "",
+        ]
+        if entity["open_quarantine"]:
+            lines += [
+                f"Open records failing each rule (a record failing several rules counts under "
+                f"each; the counts add up to {entity['open_rule_failures']} record-rule "
+                "failures):",
+                "",
+            ]
+        for rule, count in entity.get("open_by_rule", []):
+            lines.append(f"- {count} x {mask_text(redact_secrets(str(rule)))}")
+        if not entity.get("open_by_rule"):
+            lines.append("- no open quarantined records")
         lines.append("")
     published = {
         QUALITY_KEY: _publish("table", QUALITY_KEY, create_table_artifact, table=rows),

@@ -123,13 +123,32 @@ def _reasons(value: Any) -> str | None:
 
 
 def quarantine_table(results: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Every entity's masked quarantine sample, as columns (``QUARANTINE_COLUMNS``).
+    """Every entity's masked sample of what THIS run quarantined, as columns
+    (``QUARANTINE_COLUMNS``).
 
     Column form, so a run without quarantined records still yields a table with headers
     and no rows: publishing it keeps the UI's "latest" from showing an older run's sample.
     """
     rows = [row for result in results for row in quarantine_rows(result)]
     return {column: [row[column] for row in rows] for column in QUARANTINE_COLUMNS}
+
+
+def quarantine_summary(
+    results: Iterable[Mapping[str, Any]], status_rows: Iterable[Mapping[str, Any]] | None
+) -> str:
+    """One line on quarantine: what this run quarantined, and the distinct open records.
+
+    The two differ: a run counts every record it read and quarantined (the same record in
+    two overlapping windows counts twice), while the quarantine table keeps one open entry
+    per record until it loads cleanly. ``status_rows`` (with ``open_quarantine``) give the
+    second; without them it is left out.
+    """
+    this_run = sum(int(r.get("quarantined") or 0) for r in results)
+    line = f"this run quarantined {this_run} records read"
+    if status_rows is not None:
+        open_records = sum(int(r.get("open_quarantine") or 0) for r in status_rows)
+        line += f"; open quarantine: {open_records} records"
+    return line
 
 
 def _cell(value: Any) -> str:
@@ -167,8 +186,8 @@ def health_markdown(
     rows = [clean_status(r) for r in status_rows]
     lines += [
         "| entity | status | health score | last sync | records synced | errors | "
-        "duration (ms) | next sync | in this run |",
-        "|---|---|---:|---|---:|---:|---:|---|---|",
+        "duration (ms) | next sync | open quarantine (records) | in this run |",
+        "|---|---|---:|---|---:|---:|---:|---|---:|---|",
     ]
     for row in rows:
         metrics = row.get("metrics") or {}
@@ -185,6 +204,7 @@ def health_markdown(
                     metrics.get("errors"),
                     metrics.get("sync_duration_ms"),
                     metrics.get("next_sync"),
+                    row.get("open_quarantine"),
                     "yes" if row.get("entity") in touched else "",
                 )
             )
@@ -193,7 +213,9 @@ def health_markdown(
     lines += [
         "",
         "Health score: 100, minus 50 for a failed last run, 20 for a degraded one, up to 20 "
-        "for quarantined records and up to 30 for staleness (see `pipeline/status.py`).",
+        "for quarantined records and up to 30 for staleness (see `pipeline/status.py`). "
+        "Errors are the latest run's (records it quarantined, +1 if it failed); open "
+        "quarantine counts distinct records still failing, however many runs read them.",
         "",
     ]
     for row in rows:

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sandbox import graphql, orders
+from sandbox import graphql, orders, wire
 from sandbox.auth import LOGIN_PAGE, SessionStore, parse_basic
 from sandbox.config import SandboxConfig
 from sandbox.data import COLLECTIONS, ORDER_ACTIONS
@@ -46,7 +46,7 @@ class SandboxState:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers=headers, media_type=JSON)
+    return Response(wire.dumps(body), status, headers=headers, media_type=JSON)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -345,7 +345,14 @@ async def _control(state: SandboxState, request: Request) -> Response:
             if op == "stats":
                 return _json(_stats(state))
             raise ApiError(404, f"unknown control GET {op!r}")
-        body = await _body(request)
+        raw = await request.body()
+        if op == "records":
+            return _json(_add_records(state, raw))
+        # Decoded leniently, so ids beyond 64 bits (of injected records) can be deleted.
+        try:
+            body = wire.loads_lenient(raw) if raw.strip() else {}
+        except wire.WireError as exc:
+            raise ApiError(400, str(exc)) from None
         if not isinstance(body, dict):
             raise ApiError(400, "the control request body must be a JSON object")
         return _json(_control_post(state, op, body))
@@ -384,7 +391,8 @@ def _control_post(state: SandboxState, op: str, body: dict[str, Any]) -> dict[st
     if op == "delete":
         return {"ids": store.delete(_arg(body, "collection", str), _arg(body, "ids", list))}
     if op == "stock":
-        return {"ids": store.change_stock(_arg(body, "count", int))}
+        skus, urls = store.change_stock(_arg(body, "count", int))
+        return {"ids": skus, "productUrls": urls}
     if op == "faults":
         spec, seed = _arg(body, "spec", str, ""), _arg(body, "seed", int, 0)
         try:
@@ -401,6 +409,29 @@ def _control_post(state: SandboxState, op: str, body: dict[str, Any]) -> dict[st
         state.limiter = RateLimiter(per_minute)
         return {"per_minute": per_minute}
     raise ApiError(404, f"unknown control operation {op!r}")
+
+
+def _add_records(state: SandboxState, raw: bytes) -> dict[str, Any]:
+    # Decoded leniently (integers beyond 64 bits survive), then checked against the response
+    # encoder, so a record that is accepted can always be served.
+    try:
+        body = wire.loads_lenient(raw)
+    except wire.WireError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be {"collection": ..., "records": [{...}, ...]}')
+    collection = _arg(body, "collection", str)
+    if collection not in COLLECTIONS:
+        raise ApiError(400, f"unknown collection {collection!r}; one of {', '.join(COLLECTIONS)}")
+    records = _arg(body, "records", list)
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise ApiError(400, f"records[{bad}] is not a JSON object; each record is a row object")
+    try:
+        wire.check_servable(records)
+    except wire.WireError as exc:
+        raise ApiError(400, str(exc)) from None
+    return {"added": state.store.add_records(collection, records)}
 
 
 def _stats(state: SandboxState) -> dict[str, Any]:

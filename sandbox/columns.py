@@ -13,12 +13,18 @@ when a page is rendered:
   (``starts``/``counts``), so millions of supplier or order lines cost a few arrays, not
   millions of dicts. Rows replaced by a write are kept as Python lists in ``overrides``.
 - :class:`ComputedColumn`: derived on the fly from other columns (action URLs, references).
+- :class:`NullColumn`: a field only injected records have (null everywhere else).
+
+Every column also has a *raw overlay* (:meth:`Column.inject`): rows appended through the
+control API's ``records`` operation keep any JSON value in any field, exactly as given, and
+filters compare those values with Python semantics (a value of another type never matches).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -48,38 +54,160 @@ def in_range(value: Any, low: Any, high: Any) -> bool:
     return high is None or (_comparable(value, high) and value <= high)
 
 
-def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
-    # fromiter never broadcasts: a list of equally long lists stays a 1-D array of lists.
+def hashable(value: Any) -> bool:
+    """Whether ``value`` can be a dict key (an injected record may hold lists or objects)."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A 1-D object array of ``values``; never broadcasts (a list of equally long lists stays
+    a 1-D array of lists, and a mix of strings and lists does not fail)."""
     return np.fromiter(values, dtype=object, count=len(values))
 
 
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_MISSING = object()
+
+
 class Column:
-    """One field of a table. Subclasses store values column-wise."""
+    """One field of a table. Subclasses store values column-wise.
+
+    Subclasses implement ``_take``/``_get``/``_set``/``_match``; the public methods add the
+    *raw overlay*: rows appended by :meth:`inject` (the control API's hostile records) keep
+    their values exactly as given (any JSON value, whatever the column's type) in
+    ``_raw``, and the column only holds a null placeholder for them. Writing a row with
+    :meth:`set` replaces its raw value with a stored one.
+    """
 
     filterable: bool = False
+    _raw: dict[int, Any] | None = None
+    _raw_rows: np.ndarray = _NO_ROWS
 
     def __len__(self) -> int:
         raise NotImplementedError
 
+    # -- public, overlay-aware -------------------------------------------------------------
+
     def take(self, idx: np.ndarray) -> list[Any]:
         """Python values of rows ``idx`` (an int array), in that order."""
-        raise NotImplementedError
+        raw = self._raw
+        if not raw:
+            return self._take(idx)
+        hit = np.isin(idx, self._raw_rows)
+        if not hit.any():
+            return self._take(idx)
+        out: list[Any] = [None] * len(idx)
+        plain = np.flatnonzero(~hit)
+        if len(plain):
+            # Never ask the column itself for overlay rows (a computed column cannot answer).
+            for pos, value in zip(plain.tolist(), self._take(idx[plain]), strict=True):
+                out[pos] = value
+        for pos in np.flatnonzero(hit).tolist():
+            out[pos] = raw[int(idx[pos])]
+        return out
 
     def get(self, row: int) -> Any:
         """The Python value of one row."""
-        return self.take(np.array([row], dtype=np.int64))[0]
+        raw = self._raw
+        if raw and row in raw:
+            return raw[row]
+        return self._get(row)
 
     def set(self, row: int, value: Any) -> None:
         """Replace the value of one row."""
-        raise TypeError(f"{type(self).__name__} is read-only")
+        self._set(row, value)
+        raw = self._raw
+        if raw and raw.pop(row, _MISSING) is not _MISSING:
+            self._raw_rows = np.array(sorted(raw), dtype=np.int64)
 
     def extend(self, values: Sequence[Any]) -> None:
         """Append values for newly created rows."""
         raise TypeError(f"{type(self).__name__} cannot grow")
 
+    def inject(self, start: int, values: Sequence[Any]) -> None:
+        """Append rows ``start, start + 1, ...`` (``start`` = the table's length) served
+        exactly as ``values`` (any JSON values), whatever the column's type."""
+        self._extend_nulls(len(values))
+        raw = self._raw if self._raw is not None else {}
+        for offset, value in enumerate(values):
+            raw[start + offset] = value
+        self._raw = raw
+        self._raw_rows = np.array(sorted(raw), dtype=np.int64)
+
     def match(self, low: Any, high: Any) -> np.ndarray:
-        """Boolean mask of rows inside the closed range ``[low, high]``."""
+        """Boolean mask of rows inside the closed range ``[low, high]``.
+
+        Overlay rows match when their raw value compares with the bounds (see
+        :func:`in_range`); a value of another type simply does not match.
+        """
+        mask = self._match(low, high)
+        raw = self._raw
+        if raw:
+            mask = np.array(mask, dtype=bool)  # never write into a shared array
+            rows = self._raw_rows
+            mask[rows] = [self._raw_matches(raw[row], low, high) for row in rows.tolist()]
+        return mask
+
+    # -- implemented by subclasses ---------------------------------------------------------
+
+    def _take(self, idx: np.ndarray) -> list[Any]:
+        raise NotImplementedError
+
+    def _get(self, row: int) -> Any:
+        return self._take(np.array([row], dtype=np.int64))[0]
+
+    def _set(self, row: int, value: Any) -> None:
+        raise TypeError(f"{type(self).__name__} is read-only")
+
+    def _extend_nulls(self, count: int) -> None:
+        self.extend([None] * count)
+
+    def _match(self, low: Any, high: Any) -> np.ndarray:
         raise FilterError("this field cannot be used in a filter")
+
+    def _raw_matches(self, value: Any, low: Any, high: Any) -> bool:
+        return in_range(value, low, high)
+
+
+class NullColumn(Column):
+    """A field that only injected records have: null for every other row (costs no memory).
+
+    Values written with :meth:`set` live in the raw overlay.
+    """
+
+    filterable = True
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _take(self, idx: np.ndarray) -> list[Any]:
+        return [None] * len(idx)
+
+    def set(self, row: int, value: Any) -> None:
+        raw = self._raw if self._raw is not None else {}
+        raw[row] = value
+        self._raw = raw
+        self._raw_rows = np.array(sorted(raw), dtype=np.int64)
+
+    def extend(self, values: Sequence[Any]) -> None:
+        start = self._length
+        self._length += len(values)
+        for offset, value in enumerate(values):
+            if value is not None:
+                self.set(start + offset, value)
+
+    def _extend_nulls(self, count: int) -> None:
+        self._length += count
+
+    def _match(self, low: Any, high: Any) -> np.ndarray:
+        return np.zeros(self._length, dtype=bool)
 
 
 class ObjectColumn(Column):
@@ -89,25 +217,25 @@ class ObjectColumn(Column):
         if isinstance(values, np.ndarray) and values.dtype == object:
             self.values = values
         else:
-            self.values = _object_array(values)
+            self.values = object_array(values)
         self.filterable = filterable
 
     def __len__(self) -> int:
         return len(self.values)
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         return self.values[idx].tolist()
 
-    def get(self, row: int) -> Any:
+    def _get(self, row: int) -> Any:
         return self.values[row]
 
-    def set(self, row: int, value: Any) -> None:
+    def _set(self, row: int, value: Any) -> None:
         self.values[row] = value
 
     def extend(self, values: Sequence[Any]) -> None:
-        self.values = np.concatenate([self.values, _object_array(values)])
+        self.values = np.concatenate([self.values, object_array(values)])
 
-    def match(self, low: Any, high: Any) -> np.ndarray:
+    def _match(self, low: Any, high: Any) -> np.ndarray:
         if not self.filterable:
             raise FilterError("this field cannot be used in a filter")
         if low is not None and low == high:
@@ -149,23 +277,23 @@ class CategoricalColumn(Column):
 
     def _values(self) -> np.ndarray:
         if self._lookup is None or len(self._lookup) != len(self.categories):
-            self._lookup = _object_array(self.categories)
+            self._lookup = object_array(self.categories)
         return self._lookup
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         return self._values()[self.codes[idx]].tolist()
 
-    def get(self, row: int) -> Any:
+    def _get(self, row: int) -> Any:
         return self.categories[int(self.codes[row])]
 
-    def set(self, row: int, value: Any) -> None:
+    def _set(self, row: int, value: Any) -> None:
         self.codes[row] = self._code(value)
 
     def extend(self, values: Sequence[Any]) -> None:
         extra = np.array([self._code(v) for v in values], dtype=np.int32)
         self.codes = np.concatenate([self.codes, extra])
 
-    def match(self, low: Any, high: Any) -> np.ndarray:
+    def _match(self, low: Any, high: Any) -> np.ndarray:
         ok = np.array([in_range(c, low, high) for c in self.categories], dtype=bool)
         return ok[self.codes]
 
@@ -194,7 +322,7 @@ class FloatColumn(Column):
     def __len__(self) -> int:
         return len(self.values)
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         v = self.values[idx]
         nan = np.isnan(v)
         has_nan = bool(nan.any())
@@ -210,7 +338,7 @@ class FloatColumn(Column):
                 out[pos] = self.patches[int(idx[pos])]
         return out
 
-    def get(self, row: int) -> Any:
+    def _get(self, row: int) -> Any:
         if row in self.patches:
             return self.patches[row]
         value = float(self.values[row])
@@ -218,7 +346,7 @@ class FloatColumn(Column):
             return None
         return int(value) if self.integral else value
 
-    def set(self, row: int, value: Any) -> None:
+    def _set(self, row: int, value: Any) -> None:
         if self.patches.pop(row, None) is not None:
             self._patch_rows = np.array(sorted(self.patches), dtype=np.int64)
         if value is None:
@@ -236,7 +364,7 @@ class FloatColumn(Column):
         for offset, value in enumerate(values):
             self.set(start + offset, value)
 
-    def match(self, low: Any, high: Any) -> np.ndarray:
+    def _match(self, low: Any, high: Any) -> np.ndarray:
         for bound in (low, high):
             numeric = isinstance(bound, int | float) and not isinstance(bound, bool)
             if bound is not None and not numeric:
@@ -260,10 +388,10 @@ class DateColumn(Column):
     def __len__(self) -> int:
         return len(self.values)
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         return timefmt.format_column(self.values[idx])
 
-    def get(self, row: int) -> Any:
+    def _get(self, row: int) -> Any:
         return timefmt.format_seconds(int(self.values[row]))
 
     def seconds(self, row: int) -> int | None:
@@ -271,7 +399,7 @@ class DateColumn(Column):
         value = int(self.values[row])
         return None if value == timefmt.NULL_DATE else value
 
-    def set(self, row: int, value: Any) -> None:
+    def _set(self, row: int, value: Any) -> None:
         self.values[row] = timefmt.NULL_DATE if value is None else int(value)
 
     def extend(self, values: Sequence[Any]) -> None:
@@ -280,7 +408,7 @@ class DateColumn(Column):
         )
         self.values = np.concatenate([self.values, extra])
 
-    def match(self, low: Any, high: Any) -> np.ndarray:
+    def _match(self, low: Any, high: Any) -> np.ndarray:
         # The filter layer has already parsed the bounds into seconds.
         mask = self.values != timefmt.NULL_DATE
         if low is not None:
@@ -288,6 +416,19 @@ class DateColumn(Column):
         if high is not None:
             mask &= self.values <= high
         return mask
+
+    def _raw_matches(self, value: Any, low: Any, high: Any) -> bool:
+        # An injected value matches a date range only when it is a zone-less timestamp
+        # string (``2025-01-31T08:00:00`` or ``2025-01-31``); anything else never matches.
+        if not isinstance(value, str):
+            return False
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        if parsed.tzinfo is not None:
+            return False
+        return in_range(timefmt.to_seconds(parsed), low, high)
 
 
 class ComputedColumn(Column):
@@ -300,7 +441,7 @@ class ComputedColumn(Column):
     def __len__(self) -> int:
         return self._length()
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         return self._compute(idx)
 
     def extend(self, values: Sequence[Any]) -> None:
@@ -361,7 +502,7 @@ class NestedColumn(Column):
     def __len__(self) -> int:
         return len(self.counts)
 
-    def take(self, idx: np.ndarray) -> list[Any]:
+    def _take(self, idx: np.ndarray) -> list[Any]:
         counts = self.counts[idx].astype(np.int64)
         overridden = np.zeros(0, dtype=np.int64)
         if self.overrides:
@@ -374,9 +515,14 @@ class NestedColumn(Column):
             out[pos] = [dict(item) for item in self.overrides[int(idx[pos])]]
         return out
 
-    def set(self, row: int, value: Any) -> None:
+    def _set(self, row: int, value: Any) -> None:
         self.overrides[row] = [dict(item) for item in (value or [])]
         self._override_rows = np.array(sorted(self.overrides), dtype=np.int64)
+
+    def _extend_nulls(self, count: int) -> None:
+        # Placeholder rows with no children (overlay rows never reach the child table).
+        self.starts = np.concatenate([self.starts, np.zeros(count, dtype=np.int64)])
+        self.counts = np.concatenate([self.counts, np.zeros(count, dtype=np.int32)])
 
     def extend(self, values: Sequence[Any]) -> None:
         start = len(self.counts)
@@ -436,18 +582,25 @@ class Table:
         """URL -> row of alive rows, built on first use (it costs a dict entry per row)."""
         if self._url_index is None:
             assert self.url_field is not None
-            urls = self.columns[self.url_field].take(np.flatnonzero(self.alive))
-            self._url_index = dict(zip(urls, np.flatnonzero(self.alive).tolist(), strict=True))
+            self._url_index = self._index(self.url_field)
         return self._url_index
 
     def key_index(self) -> dict[Any, int]:
         """Key (e.g. ``orderId``) -> row of alive rows, built on first use."""
         if self._key_index is None:
             assert self.key_field is not None
-            rows = np.flatnonzero(self.alive)
-            keys = self.columns[self.key_field].take(rows)
-            self._key_index = dict(zip(keys, rows.tolist(), strict=True))
+            self._key_index = self._index(self.key_field)
         return self._key_index
+
+    def _index(self, field: str) -> dict[Any, int]:
+        rows = np.flatnonzero(self.alive)
+        keys = self.columns[field].take(rows)
+        try:
+            return dict(zip(keys, rows.tolist(), strict=True))
+        except TypeError:
+            # An injected record holds an unhashable key (a list, an object): it cannot be
+            # looked up by key, but every other record still can.
+            return {key: row for key, row in zip(keys, rows.tolist(), strict=True) if hashable(key)}
 
     def append(self, values: dict[str, Any]) -> int:
         """Add a row (missing fields are null) and return its row number."""
@@ -460,6 +613,26 @@ class Table:
         if self._key_index is not None and self.key_field:
             self._key_index[self.columns[self.key_field].get(row)] = row
         return row
+
+    def inject(self, records: Sequence[dict[str, Any]]) -> range:
+        """Append ``records`` exactly as given and return their row numbers.
+
+        Any JSON value may sit in any field: each column keeps it in its raw overlay (see
+        :class:`Column`). A missing key is null; a key the collection does not have becomes
+        a new field (a :class:`NullColumn`), null for every other row.
+        """
+        start = len(self.alive)
+        for record in records:
+            for field in record:
+                if field not in self.columns:
+                    self.columns[field] = NullColumn(start)
+                    self.fields.append(field)
+        for field, column in self.columns.items():
+            column.inject(start, [record.get(field) for record in records])
+        self.alive = np.concatenate([self.alive, np.ones(len(records), dtype=bool)])
+        self._url_index = None
+        self._key_index = None
+        return range(start, start + len(records))
 
     def delete(self, row: int) -> None:
         """Mark a row deleted; it disappears from every read."""

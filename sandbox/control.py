@@ -30,7 +30,13 @@ class SandboxControl:
 
     def _post(self, op: str, body: dict[str, Any] | None = None) -> Any:
         response = self._http.post(f"{self._root}/{op}", json=body or {})
-        response.raise_for_status()
+        if response.is_error:
+            # Keep the server's errorMessage: it says which rule or limit the request broke.
+            raise httpx.HTTPStatusError(
+                f"{response.status_code} from {op}: {response.text[:500]}",
+                request=response.request,
+                response=response,
+            )
         return response.json()
 
     def info(self) -> dict[str, Any]:
@@ -61,9 +67,24 @@ class SandboxControl:
         """Delete records by id; returns the ids that existed."""
         return self._post("delete", {"collection": collection, "ids": ids})["ids"]
 
-    def change_stock(self, count: int) -> list[Any]:
-        """Change quantities of ``count`` stock rows; returns the affected productIds."""
+    def change_stock(self, count: int) -> list[str]:
+        """Move the on-hand quantity of ``count`` on-hand stock entries; returns the affected
+        products' SKUs (``productId``), sorted and unique. Their ``productUrl``s are in the
+        answer's ``productUrls`` (see :meth:`change_stock_urls`)."""
         return self._post("stock", {"count": count})["ids"]
+
+    def change_stock_urls(self, count: int) -> list[str]:
+        """Like :meth:`change_stock`, but returns the affected products' ``productUrl``s."""
+        return self._post("stock", {"count": count})["productUrls"]
+
+    def add_records(self, collection: str, records: list[dict[str, Any]]) -> int:
+        """Append raw row objects to ``collection`` exactly as given (any JSON values, missing
+        or extra keys) and return how many were added. They are served by the collection
+        GET, matched by ``filter`` where their values compare, and reachable by a string
+        URL field. Raises ``httpx.HTTPStatusError`` (with the server's errorMessage) for a
+        value the sandbox cannot serve (see :mod:`sandbox.wire`)."""
+        body = {"collection": collection, "records": records}
+        return int(self._post("records", body)["added"])
 
     def set_faults(self, spec: str, seed: int = 0) -> None:
         """Replace the fault spec (``""`` turns faults off) and restart its seeded sequence."""

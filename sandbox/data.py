@@ -9,7 +9,11 @@ time; nested lists are child tables in CSR form (see :mod:`sandbox.columns`).
 Dates are spread over the two years before ``anchor`` (default :data:`DEFAULT_ANCHOR`), so a
 given ``(products, seed, anchor)`` always yields the same bytes on the wire.
 
-About 1.5% of products and parties, and a smaller share of stock rows and order lines, are
+Stock entries (``inventoryitem``) follow Finale's documented shape: no ``productId``; on-hand
+entries per product and sub-location, plus on-order and reserved entries derived from the
+committed purchase and sales orders as generated (see :meth:`AccountData._inventory`).
+
+About 1.5% of products and parties, and a smaller share of stock entries and order lines, are
 deliberately dirty: blank, null, duplicate, padded or non-ASCII names, ``"--"`` or null in
 numeric fields, negative or absurd (``1e12``) quantities and costs.
 """
@@ -48,6 +52,9 @@ _STREAMS = {name: number for number, name in enumerate(COLLECTIONS, start=1)}
 DAY = timefmt.DAY
 DIRTY_SHARE = 0.015
 NUMERIC_URL_SHARE = 0.10
+WEIGHT_SHARE = 0.05
+"""Share of products sold by weight or volume: their on-hand quantities are fractional."""
+_WEIGHT_STREAM = len(COLLECTIONS) + 1
 
 ORDER_ACTIONS = {
     # action -> statuses in which it is valid
@@ -105,8 +112,27 @@ class PartyInfo:
 
 
 @dataclass
+class OrderInfo:
+    """What the stock entries need from the orders, as generated (copies: later writes to the
+    order table do not change them, so stock does not depend on what was changed before it
+    was generated)."""
+
+    urls: list[str]
+    order_type: np.ndarray  # index into ORDER_TYPES
+    status: np.ndarray  # index into ORDER_STATUSES
+    location: np.ndarray  # sub-location index: a purchase's destination, a sale's origin
+    line_order: np.ndarray  # per order line: its order
+    line_product: np.ndarray  # per order line: its product row
+    line_quantity: np.ndarray  # per order line: its quantity (dirty lines are negative)
+
+
+@dataclass
 class InventoryInfo:
-    """Product -> inventory rows (rows of one product are contiguous)."""
+    """Generated stock entry -> product row (entries of one product are contiguous).
+
+    Only the generated entries are described (``len(product)`` of them, first in the table);
+    records injected later through the control API are not part of the stock ground truth.
+    """
 
     product: np.ndarray
     starts: np.ndarray
@@ -138,6 +164,9 @@ class AccountData:
         self.facility_info: FacilityInfo | None = None
         self.party_info: PartyInfo | None = None
         self.inventory_info: InventoryInfo | None = None
+        self.order_info: OrderInfo | None = None
+        self._by_weight: np.ndarray | None = None
+        self._order_lines: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # Costs as generated, before dirt and later edits: orders derive their prices from
         # these, so they do not depend on what was changed before they were generated.
         self.product_cost: np.ndarray | None = None
@@ -332,6 +361,11 @@ class AccountData:
         self.table("partygroup")
         assert self.party_info is not None
         return self.party_info
+
+    def _order_info(self) -> OrderInfo:
+        self.table("order")
+        assert self.order_info is not None
+        return self.order_info
 
     # -- products --------------------------------------------------------------------------
 
@@ -530,31 +564,48 @@ class AccountData:
 
     # -- inventory items -------------------------------------------------------------------
 
+    def sold_by_weight(self) -> np.ndarray:
+        """Per product row: sold by weight or volume (~5%, from the seed alone)."""
+        if self._by_weight is None:
+            rng = np.random.default_rng([self.seed, _WEIGHT_STREAM])
+            self._by_weight = rng.random(self.products) < WEIGHT_SHARE
+        return self._by_weight
+
     def _inventory(self) -> Table:
+        """Stock entries in the shape Finale documents.
+
+        One entry per (facilityUrl, lotId, normalizedPackingString, orderUrl, productUrl),
+        exactly one of quantityOnHand / quantityOnOrder / quantityReserved non-zero:
+
+        - on hand: 0-8 per product at 1-4 sub-locations (two at a location differ in lot or
+          packing), ``orderUrl`` null. Products sold by weight have fractional quantities
+          (at most 3 decimals); a few entries are dirty (negative, or ``1e12``).
+        - on order: one per (committed purchase order, product) over its lines; facility =
+          the order's destination, lot and packing null, quantity = the lines' sum.
+        - reserved: the same for committed sales orders, at the order's origin.
+
+        Entries are ordered by product (creation order), on hand before order entries.
+        """
         fac = self._facility_info()
         products = self.table("product")
+        orders = self._order_info()
+        by_weight = self.sold_by_weight()
         rng = _rng(self.seed, "inventoryitem")
         n = self.products
         counts = np.minimum(rng.poisson(2.0, n) + 1, 8).astype(np.int32)
-        counts[rng.random(n) < 0.03] = 0  # new products without stock rows
-        starts, product, pos = _csr(counts)
+        counts[rng.random(n) < 0.03] = 0  # new products without stock
+        _, product, pos = _csr(counts)
         rows = len(product)
         n_sub = len(fac.sub_urls)
+        # Two entries per location: a product sits at up to 4 sub-locations.
         sub = (rng.integers(0, n_sub, n)[product] + pos // 2) % n_sub
-        # Rows come in pairs per location: on hand (or on order) and reserved (or on order),
-        # so a (product, location) may have several rows and they must be summed.
-        r = rng.random(rows)
-        kind = np.where(pos % 2 == 0, np.where(r < 0.85, 0, 1), np.where(r < 0.5, 2, 1))
-        qty = np.select(
-            [kind == 0, kind == 1],
-            [rng.integers(1, 500, rows), rng.integers(10, 301, rows)],
-            rng.integers(1, 61, rows),
-        ).astype(np.float64)
+        qty = rng.integers(1, 500, rows).astype(np.float64)
+        weighed = by_weight[product]
+        qty[weighed] = np.round(rng.uniform(0.05, 250.0, int(weighed.sum())), 3)
         # Dirty stock: negative on-hand counts and an absurd quantity or two.
         dirty = rng.random(rows)
         negative = dirty < 0.005
         absurd = (dirty >= 0.005) & (dirty < 0.0055)
-        kind[negative | absurd] = 0
         qty[negative] = -qty[negative]
         qty[absurd] = 1e12
         lot_pool = max(50, min(5_000, n // 200))
@@ -565,25 +616,54 @@ class AccountData:
         packing = np.where(
             rng.random(rows) < 0.25, rng.integers(1, len(words.PACKINGS) + 1, rows), 0
         )
-        # One row per product x location x lot x packing: the second row of a pair (same
-        # location) must differ from the first in lot or packing.
+        # The second entry at a location must differ from the first in lot or packing.
         second = np.flatnonzero(pos % 2 == 1)
         clash = second[(lot[second] == lot[second - 1]) & (packing[second] == packing[second - 1])]
         packing[clash] = packing[clash] % len(words.PACKINGS) + 1
-        self.inventory_info = InventoryInfo(product=product, starts=starts, counts=counts)
-        pid_col = products.columns["productId"]
+
+        # On order / reserved: committed (ORDER_LOCKED) orders, one entry per order x product.
+        locked = orders.status == ORDER_STATUSES.index("ORDER_LOCKED")
+        lines = np.flatnonzero(locked[orders.line_order])
+        pair = orders.line_order[lines] * n + orders.line_product[lines]
+        pairs, which = np.unique(pair, return_inverse=True)
+        pair_qty = np.bincount(which, weights=orders.line_quantity[lines], minlength=len(pairs))
+        keep = pair_qty != 0  # a dirty negative line may cancel another one
+        pairs, pair_qty = pairs[keep], pair_qty[keep]
+        pair_order, pair_product = np.divmod(pairs, n)
+        pair_kind = np.where(orders.order_type[pair_order] == 0, 1, 2)  # 1 on order, 2 reserved
+
+        # Merge both kinds into product order; a stable sort keeps on hand first per product.
+        n_pairs = len(pairs)
+        none = np.zeros(n_pairs, dtype=np.int64)
+        merged = np.concatenate([product, pair_product])
+        order = np.argsort(merged, kind="stable")
+        product = merged[order]
+        sub = np.concatenate([sub, orders.location[pair_order]])[order]
+        lot = np.concatenate([lot, none])[order]
+        packing = np.concatenate([packing, none])[order]
+        order_code = np.concatenate([np.zeros(rows, dtype=np.int64), pair_order + 1])[order]
+        kind = np.concatenate([np.zeros(rows, dtype=np.int64), pair_kind])[order]
+        qty = np.concatenate([qty, pair_qty])[order]
+        per_product = np.bincount(product, minlength=n)
+        self.inventory_info = InventoryInfo(
+            product=product, starts=np.cumsum(per_product) - per_product, counts=per_product
+        )
         url_col = products.columns["productUrl"]
+        facility_col = CategoricalColumn(sub, fac.sub_urls)
         return Table(
             "inventoryitem",
             {
-                "productId": ComputedColumn(lambda: rows, lambda idx: pid_col.take(product[idx])),
-                "productUrl": ComputedColumn(lambda: rows, lambda idx: url_col.take(product[idx])),
-                "facilityUrl": CategoricalColumn(sub, fac.sub_urls),
+                # Finale promises no productId here: the product is its URL (from the data).
+                "productUrl": ComputedColumn(
+                    lambda: len(facility_col), lambda idx: url_col.take(product[idx])
+                ),
+                "facilityUrl": facility_col,
                 "lotId": CategoricalColumn(lot, lot_names),
                 "normalizedPackingString": CategoricalColumn(packing, [None, *words.PACKINGS]),
-                "quantityOnHand": FloatColumn(np.where(kind == 0, qty, 0.0), integral=True),
-                "quantityOnOrder": FloatColumn(np.where(kind == 1, qty, 0.0), integral=True),
-                "quantityReserved": FloatColumn(np.where(kind == 2, qty, 0.0), integral=True),
+                "orderUrl": CategoricalColumn(order_code, [None, *orders.urls]),
+                "quantityOnHand": FloatColumn(np.where(kind == 0, qty, 0.0)),
+                "quantityOnOrder": FloatColumn(np.where(kind == 1, qty, 0.0)),
+                "quantityReserved": FloatColumn(np.where(kind == 2, qty, 0.0)),
             },
             key_field=None,
             url_field=None,
@@ -625,8 +705,23 @@ class AccountData:
         dirty = rng.random(m)
         due = np.where(dirty < 0.005, timefmt.NULL_DATE, due)
 
-        status_col = CategoricalColumn(status, list(ORDER_STATUSES))
         url_col = ObjectColumn(order_urls)
+        # Drawn in this order (roles, items, adjustments): the same seed, the same orders.
+        roles = self._order_roles(rng, otype, dirty, parties)
+        items = self._order_items(rng, otype, url_col, products)
+        adjustments = self._order_adjustments(rng, m)
+        assert self._order_lines is not None
+        line_order, line_product, line_quantity = self._order_lines
+        self.order_info = OrderInfo(
+            urls=order_urls,
+            order_type=otype.copy(),
+            status=status.copy(),
+            location=location.copy(),
+            line_order=line_order,
+            line_product=line_product,
+            line_quantity=line_quantity,
+        )
+        status_col = CategoricalColumn(status.copy(), list(ORDER_STATUSES))
         table_len = lambda: len(url_col)  # noqa: E731 - tiny closure, clearer inline
 
         def action(name: str) -> ComputedColumn:
@@ -654,9 +749,9 @@ class AccountData:
                 "lastUpdatedDate": DateColumn(updated),
                 "destinationFacilityUrl": CategoricalColumn(destination, [None, *fac.sub_urls]),
                 "originFacilityUrl": CategoricalColumn(origin, [None, *fac.sub_urls]),
-                "orderRoleList": self._order_roles(rng, otype, dirty, parties),
-                "orderItemList": self._order_items(rng, otype, url_col, products),
-                "orderAdjustmentList": self._order_adjustments(rng, m),
+                "orderRoleList": roles,
+                "orderItemList": items,
+                "orderAdjustmentList": adjustments,
                 "actionUrlLock": action("lock"),
                 "actionUrlComplete": action("complete"),
                 "actionUrlCancel": action("cancel"),
@@ -705,6 +800,7 @@ class AccountData:
         dirty = rng.random(lines)
         unit_price[dirty < 0.005] = np.nan
         quantity[(dirty >= 0.005) & (dirty < 0.008)] *= -1
+        self._order_lines = (parent, product, quantity.copy())
         pid_col = products.columns["productId"]
         purl_col = products.columns["productUrl"]
         seq = pos + 1

@@ -44,16 +44,26 @@ def display_number(value: Any) -> str:
         return "--"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    if float(value).is_integer():
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value.is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}"
 
 
-def display_date(value: str | None) -> str:
+def display_date(value: Any) -> str:
     """``2024-11-28T05:16:14`` -> ``11/28/2024``; ``--`` when empty."""
-    if not value:
+    if value is None or value == "":
         return "--"
+    if not isinstance(value, str) or len(value) < 10:
+        return str(value)  # an injected non-date: shown as it is
     return f"{value[5:7]}/{value[8:10]}/{value[0:4]}"
+
+
+def _label(value: Any) -> Any:
+    if value is None:
+        return "--"
+    return LABELS.get(value, value) if isinstance(value, str) else str(value)
 
 
 def _format(kind: str, raw: Any, display: bool) -> Any:
@@ -64,10 +74,12 @@ def _format(kind: str, raw: Any, display: bool) -> Any:
     if kind == "date":
         return display_date(raw)
     if kind == "label":
-        return "--" if raw is None else LABELS.get(raw, raw)
+        return _label(raw)
     if kind == "labels":
-        return ", ".join(LABELS.get(r, r) for r in raw or []) or "--"
-    return "--" if raw in (None, "") else raw  # text
+        if not isinstance(raw, list):
+            return _label(raw)
+        return ", ".join(str(_label(r)) for r in raw) or "--"
+    return "--" if raw is None or raw == "" else raw  # text
 
 
 @dataclass(frozen=True)
@@ -187,8 +199,10 @@ def _root(store: SandboxStore, field: Field, variables: dict[str, Any]) -> Any:
         bad = [t for t in wanted if t not in ORDER_TYPES]
         if bad:
             raise GraphQLError(f"Unknown order type {bad[0]!r}")
-        types = np.array(table.columns["orderTypeId"].take(np.arange(len(table))), dtype=object)
-        mask = mask & np.isin(types, wanted)
+        types = table.columns["orderTypeId"].take(np.arange(len(table)))
+        mask = mask & np.fromiter(
+            (isinstance(t, str) and t in wanted for t in types), dtype=bool, count=len(types)
+        )
     rows = np.flatnonzero(mask)
     page = rows[start : start + first]
     end = start + len(page)
@@ -341,7 +355,11 @@ def _field_builder(
             return lambda i: [_sub_object(sub, item, kinds, show, variables) for item in lists[i]]
         roles = table.columns["orderRoleList"].take(page)
         suppliers = [
-            next((r for r in rs if r.get("roleTypeId") == "SUPPLIER"), None) for rs in roles
+            next(
+                (r for r in _objects(rs) if r.get("roleTypeId") == "SUPPLIER"),
+                None,
+            )
+            for rs in roles
         ]
         kinds = {"partyId": "id"}
 
@@ -384,11 +402,23 @@ def _derived(store: SandboxStore, node_type: NodeType, name: str, page: np.ndarr
     adjustments = table.columns["orderAdjustmentList"].take(page)
     totals = []
     for lines, adjs in zip(items, adjustments, strict=True):
-        total = sum(_num(line.get("quantity")) * _num(line.get("unitPrice")) for line in lines)
-        total += sum(_num(a.get("amount")) for a in adjs)
+        total = sum(
+            _num(line.get("quantity")) * _num(line.get("unitPrice")) for line in _objects(lines)
+        )
+        total += sum(_num(a.get("amount")) for a in _objects(adjs))
         totals.append(round(total, 2))
     return totals
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a nested list (an injected record may hold anything there)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return 0.0
+    try:
+        return float(value)
+    except OverflowError:  # an injected integer beyond a double
+        return 0.0

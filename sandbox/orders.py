@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sandbox import timefmt
-from sandbox.columns import Table
+from sandbox.columns import Table, hashable
 from sandbox.data import ORDER_ACTIONS, ORDER_TYPES
 from sandbox.store import ApiError, SandboxStore
 
@@ -202,7 +202,12 @@ def _items(
     by_url = products.url_index()
     by_id = products.key_index()
     item_prefix = f"{order_url}/item/"
-    known = {i["orderItemUrl"] for i in existing if i.get("orderItemUrl")}
+    # An injected order may hold anything in its item list: only string item URLs count.
+    known = {
+        i["orderItemUrl"]
+        for i in (existing if isinstance(existing, list) else [])
+        if isinstance(i, dict) and isinstance(i.get("orderItemUrl"), str)
+    }
     used = [
         int(u[len(item_prefix) :])
         for u in known
@@ -212,18 +217,18 @@ def _items(
     out = []
     for item in items:
         url = item.get("orderItemUrl")
-        if url not in known:
+        if not isinstance(url, str) or url not in known:
             url = f"{item_prefix}{next_seq}"
             next_seq += 1
         product_id = item.get("productId")
         product_url = item.get("productUrl")
         if product_url is not None:
-            row = by_url.get(product_url)
+            row = by_url.get(product_url) if hashable(product_url) else None
             if row is None:
                 product_url = None  # kept, but loses its product link (no error, as Finale)
             else:
                 product_id = products.columns["productId"].get(row)
-        elif product_id is not None and product_id in by_id:
+        elif product_id is not None and hashable(product_id) and product_id in by_id:
             product_url = products.columns["productUrl"].get(by_id[product_id])
         out.append(
             {

@@ -15,11 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import orjson
 
-from sandbox import filters, timefmt
+from sandbox import filters, timefmt, wire
 from sandbox.cache import PageCache
-from sandbox.columns import FilterError, Table
+from sandbox.columns import FilterError, Table, hashable, object_array
 from sandbox.config import SandboxConfig
 from sandbox.data import COLLECTIONS, AccountData
 
@@ -136,7 +135,7 @@ class SandboxStore:
             if body is None:
                 rows = self._matching(table, flt)[offset : offset + count]
                 with _no_gc():
-                    body = orjson.dumps(table.take(rows))
+                    body = wire.dumps(table.take(rows))
                 self.cache.put(key, body)
             return body
 
@@ -177,35 +176,46 @@ class SandboxStore:
     # -- stock (GraphQL) -------------------------------------------------------------------
 
     def stock_totals(self) -> dict[str, np.ndarray]:
-        """Per-product sums of on-hand, on-order and reserved quantities."""
+        """Per product row: sums of the generated entries' on-hand, on-order and reserved
+        quantities (rounded to 3 decimals, the finest quantity served). One value per row
+        of the product table; records injected through the control API do not count."""
         with self.lock:
             version = self.versions["inventoryitem"]
-            if self._stock is None or self._stock[0] != version:
+            products = len(self.table("product"))
+            if (
+                self._stock is None
+                or self._stock[0] != version
+                or len(self._stock[1]["quantityOnHand"]) != products
+            ):
                 inv = self.table("inventoryitem")
                 info = self.data.inventory_info
                 assert info is not None
-                n = self.data.products
+                generated = len(info.product)
                 totals = {}
                 for field in ("quantityOnHand", "quantityOnOrder", "quantityReserved"):
-                    values = np.nan_to_num(inv.numbers(field)) * inv.alive
-                    totals[field] = np.bincount(info.product, weights=values, minlength=n)
+                    values = np.nan_to_num(inv.numbers(field)[:generated]) * inv.alive[:generated]
+                    sums = np.bincount(info.product, weights=values, minlength=products)
+                    totals[field] = np.round(sums, 3)
                 self._stock = (version, totals)
             return self._stock[1]
 
     def stock_by_facility(self, product_row: int) -> list[tuple[str, float]]:
-        """On-hand quantity per sub-location for one product (locations with rows only)."""
+        """On-hand quantity per sub-location for one product row (sub-locations where the
+        product has any generated entry; an injected product has none)."""
         with self.lock:
             inv = self.table("inventoryitem")
             info = self.data.inventory_info
             assert info is not None
+            if product_row >= len(info.counts):
+                return []
             start = int(info.starts[product_row])
             rows = np.arange(start, start + int(info.counts[product_row]))
             sums: dict[str, float] = {}
             urls = inv.columns["facilityUrl"].take(rows)
-            qty = np.nan_to_num(inv.numbers("quantityOnHand")[rows])
+            qty = np.nan_to_num(inv.numbers("quantityOnHand")[rows]) * inv.alive[rows]
             for url, q in zip(urls, qty.tolist(), strict=True):
                 sums[url] = sums.get(url, 0.0) + q
-            return list(sums.items())
+            return [(url, round(q, 3)) for url, q in sums.items()]
 
     # -- control API -----------------------------------------------------------------------
 
@@ -249,14 +259,15 @@ class SandboxStore:
             cols["dueDate"].set(row, (due or self.now()) + timefmt.DAY)
         else:
             name_field = "facilityName" if table.name == "facility" else "groupName"
-            name = cols[name_field].get(row) or ""
+            name = cols[name_field].get(row)
+            name = name if isinstance(name, str) else ""  # an injected record may hold anything
             cols[name_field].set(row, name if name.endswith(" (updated)") else name + " (updated)")
 
     def cancel_orders(self, count: int, seed: int | None = None) -> list[Any]:
         """Cancel ``count`` random draft or committed orders (as a Finale user would)."""
         with self.lock:
             table = self.table("order")
-            status = np.array(table.columns["statusId"].take(np.arange(len(table))), dtype=object)
+            status = object_array(table.columns["statusId"].take(np.arange(len(table))))
             open_rows = np.flatnonzero(
                 table.alive & ((status == "ORDER_CREATED") | (status == "ORDER_LOCKED"))
             )
@@ -294,31 +305,55 @@ class SandboxStore:
             if table.key_field is None:
                 raise ApiError(400, f"{name} rows have no id and cannot be deleted")
             index = table.key_index()
-            deleted = [key for key in ids if key in index]
+            deleted = [key for key in ids if hashable(key) and key in index]
             for key in deleted:
                 table.delete(index[key])
             self.bump(name)
             return deleted
 
-    def change_stock(self, count: int) -> list[Any]:
-        """Change the non-zero quantity of ``count`` random stock rows; returns productIds."""
+    def change_stock(self, count: int) -> tuple[list[str], list[str]]:
+        """Move the on-hand quantity of ``count`` random on-hand entries (as an inventory
+        variance would); on-order and reserved entries follow their orders and stay.
+
+        Returns:
+            The affected products' SKUs (``productId``) and their ``productUrl``s, each
+            sorted and unique (a product with two changed entries is listed once).
+        """
         with self.lock:
             table = self.table("inventoryitem")
-            rows = self._choose(np.flatnonzero(table.alive), count, None)
+            info = self.data.inventory_info
+            assert info is not None
+            generated = len(info.product)
+            on_hand = table.numbers("quantityOnHand")[:generated]
+            candidates = np.flatnonzero(table.alive[:generated] & (on_hand != 0))
+            rows = self._choose(candidates, count, None)
             rng = np.random.default_rng(self.config.seed + len(rows) + self._control_draws)
+            column = table.columns["quantityOnHand"]
             for row in rows.tolist():
-                for field in ("quantityOnHand", "quantityOnOrder", "quantityReserved"):
-                    column = table.columns[field]
-                    value = column.get(row)
-                    if isinstance(value, int | float) and value != 0:
-                        delta = int(rng.integers(1, 25))
-                        # Keep the row's single non-zero quantity non-zero.
-                        new = value + delta if value + delta != 0 else value + delta + 1
-                        column.set(row, new)
-                        break
+                value = float(on_hand[row])
+                delta = int(rng.integers(1, 25))
+                # Keep the entry's single non-zero quantity non-zero.
+                new = value + delta if value + delta != 0 else value + delta + 1
+                column.set(row, new)
             self.bump("inventoryitem")
-            product_ids = table.columns["productId"].take(rows)
-            return sorted(set(product_ids))
+            products = self.table("product")
+            product_rows = np.unique(info.product[rows])
+            skus = products.columns["productId"].take(product_rows)
+            urls = products.columns["productUrl"].take(product_rows)
+            return sorted(skus), sorted(urls)
+
+    def add_records(self, name: str, records: list[dict[str, Any]]) -> int:
+        """Append ``records`` to collection ``name`` exactly as given (the control API's
+        hostile-record injection); returns how many were added.
+
+        The caller has checked that every record is a JSON object the wire encoder can
+        serve. The collection's version is bumped, so no cached page hides them.
+        """
+        with self.lock:
+            table = self.table(name)
+            table.inject(records)
+            self.bump(name)
+            return len(records)
 
     def info(self) -> dict[str, Any]:
         """Account, accepted credentials and record counts (generates every collection)."""

@@ -190,19 +190,38 @@ sync_runs = sa.Table(
 )
 sa.Index("ix_sync_runs_entity_started", sync_runs.c.entity, sync_runs.c.started_at)
 
+#: One entry per bad record: while open (``resolved_at`` null) there is exactly one per
+#: ``(entity, record_key)``, updated each time a run reads the record and it fails again;
+#: set resolved once the record loads cleanly. A later failure opens a new entry, so the
+#: resolved ones are the record's history.
 quarantine = sa.Table(
     "quarantine",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # The run that last saw the record fail.
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("entity", sa.Text, nullable=False),
     sa.Column("source_key", sa.Text),
+    # source_key, or "payload:<md5 of the payload JSON>" for a record without one.
+    sa.Column("record_key", sa.Text, nullable=False),
+    # The latest failure's reasons ("; "-joined) and record as read.
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
-    sa.Column("created_at", TS, nullable=False),
+    sa.Column("first_seen_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("times_seen", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("resolved_at", TS),
     sa.Column("synced_at", TS, nullable=False),
 )
 sa.Index("ix_quarantine_entity_run", quarantine.c.entity, quarantine.c.run_id)
+sa.Index(
+    "uq_quarantine_open_record",
+    quarantine.c.entity,
+    quarantine.c.record_key,
+    unique=True,
+    postgresql_where=quarantine.c.resolved_at.is_(None),
+    sqlite_where=quarantine.c.resolved_at.is_(None),
+)
 
 backfill_windows = sa.Table(
     "backfill_windows",

@@ -1,4 +1,4 @@
-"""Sync bookkeeping: watermarks, the run log, quarantined records.
+"""Sync bookkeeping: watermarks, the run log, quarantined records (one open entry each).
 
 Everything takes the caller's ``Connection`` and never commits, so a chunk's rows, the
 watermark that covers them and the run's counts are committed together. Times are passed
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import hashlib
 import json
 import math
 import uuid
@@ -296,11 +297,19 @@ def record_quarantine(
     records: Iterable[Mapping[str, Any]],
     created_at: datetime,
 ) -> int:
-    """Store records that failed validation, with the reasons, for later inspection.
+    """Store records that failed validation: one open quarantine entry per bad record.
 
-    Each payload is serialised once by ``payload_json`` and the rows go in with one
-    ``COPY`` on PostgreSQL (one ``executemany`` elsewhere), bypassing SQLAlchemy's
-    per-parameter processing, which dominated the cost. Runs in the caller's transaction.
+    A record is identified by its ``record_key``: the source key, or for a record without
+    one ``"payload:" + md5(payload JSON)``. A key with no open entry gets a new one
+    (``times_seen`` 1, first and last seen ``created_at``); an open entry is updated:
+    ``last_seen_at``, ``times_seen`` + 1, and the latest reasons, payload and run id. So
+    an unchanged bad record read by every overlapping window or backfill stays one entry.
+    Within one call the same key twice counts twice and the later record wins.
+
+    Each payload is serialised once by ``payload_json``; the entries go in with one
+    ``COPY`` into a staging table and one ``INSERT ... ON CONFLICT`` on PostgreSQL (one
+    ``executemany`` upsert elsewhere), bypassing SQLAlchemy's per-parameter processing,
+    which dominated the cost. Runs in the caller's transaction.
 
     Args:
         conn: Connection inside the caller's transaction.
@@ -310,53 +319,139 @@ def record_quarantine(
             or a list of strings stored joined by ``"; "``) and ``payload`` (the record as
             read; NaN, NaT, numpy scalars, Decimals, timestamps... are converted as
             ``to_jsonable`` does).
-        created_at: Aware time of the quarantine.
+        created_at: Aware time the records were read (``first_seen_at``/``last_seen_at``).
 
     Returns:
-        Rows inserted. (Add them to the run with ``add_run_counts(quarantined=n)``.)
+        The number of records given, duplicates included: what the run read and
+        quarantined (add it with ``add_run_counts(quarantined=n)``), not the entries.
     """
-    rows = [
-        (_quarantine_key(record), _reason_text(record), payload_json(record.get("payload")))
-        for record in records
-    ]
-    if not rows:
+    entries: dict[str, list[Any]] = {}  # record_key -> [times, source_key, reasons, payload]
+    given = 0
+    for record in records:
+        given += 1
+        source_key = _quarantine_key(record)
+        payload = payload_json(record.get("payload"))
+        record_key = source_key if source_key is not None else payload_key(payload)
+        # Collapsed here because one INSERT ... ON CONFLICT may not update a row twice.
+        times = entries[record_key][0] + 1 if record_key in entries else 1
+        entries[record_key] = [times, source_key, _reason_text(record), payload]
+    if not entries:
         return 0
     # The column type's own conversion: refuses naive times, stores UTC.
-    to_db = quarantine.c.created_at.type.bind_processor(conn.dialect)
+    to_db = quarantine.c.last_seen_at.type.bind_processor(conn.dialect)
     stamp = to_db(created_at) if to_db is not None else created_at
     if conn.dialect.name == "postgresql":
-        line_end = f"\t{stamp.isoformat()}\t{stamp.isoformat()}\n".encode()
         line_start = f"{_copy_text(run_id)}\t{_copy_text(entity)}\t".encode()
+        seen = stamp.isoformat()
+        line_end = f"\t{seen}\t{seen}\t{seen}\n".encode()  # first seen, last seen, synced
         lines = [
             b"".join(
                 (
                     line_start,
-                    _copy_text(key).encode(),
+                    _copy_text(record_key).encode(),
+                    b"\t",
+                    _copy_text(source_key).encode(),
                     b"\t",
                     _copy_text(reasons).encode(),
                     b"\t",
                     # JSON text has no raw tabs or newlines (they are escaped in strings),
                     # so only its backslashes need escaping for COPY.
                     payload.replace(b"\\", b"\\\\"),
+                    b"\t%d" % times,
                     line_end,
                 )
             )
-            for key, reasons, payload in rows
+            for record_key, (times, source_key, reasons, payload) in entries.items()
         ]
         if not conn.in_transaction():
             conn.begin()  # what conn.execute would do; COPY goes past SQLAlchemy
-        staging.copy_text(conn, quarantine, _QUARANTINE_COLUMNS, b"".join(lines))
+        stage = staging.temp_table(
+            conn,
+            "quarantine_stage",
+            [sa.Column(name, quarantine.c[name].type) for name in _QUARANTINE_COLUMNS],
+            on_commit_drop=True,
+        )
+        staging.copy_text(conn, stage, _QUARANTINE_COLUMNS, b"".join(lines))
+        columns = ", ".join(_QUARANTINE_COLUMNS)
+        source = conn.dialect.identifier_preparer.format_table(stage)
+        conn.exec_driver_sql(
+            f"INSERT INTO quarantine ({columns}) SELECT {columns} FROM {source}"
+            f" {_UPSERT_OPEN_ENTRY}"
+        )
     else:
+        stamps = (stamp, stamp, stamp)  # first seen, last seen, synced
         staging.insert_many(
             conn,
             quarantine,
             _QUARANTINE_COLUMNS,
             [
-                (run_id, entity, key, reasons, payload.decode(), stamp, stamp)
-                for key, reasons, payload in rows
+                (run_id, entity, key, source_key, reasons, payload.decode(), times, *stamps)
+                for key, (times, source_key, reasons, payload) in entries.items()
             ],
+            suffix=_UPSERT_OPEN_ENTRY,
         )
-    return len(rows)
+    return given
+
+
+def payload_key(payload: bytes) -> str:
+    """The ``record_key`` of a record without a source key: its payload's fingerprint."""
+    return "payload:" + hashlib.md5(payload, usedforsecurity=False).hexdigest()
+
+
+def open_quarantine_keys(conn: sa.Connection, entity: str) -> set[str]:
+    """The ``record_key`` of every open quarantine entry of ``entity``.
+
+    Meant to be intersected with the keys of rows that loaded cleanly, which then go to
+    ``resolve_quarantine``. (Payload fingerprints are among them but never match a key.)
+    """
+    query = sa.select(quarantine.c.record_key).where(
+        quarantine.c.entity == entity, quarantine.c.resolved_at.is_(None)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def resolve_quarantine(
+    conn: sa.Connection, entity: str, keys: Iterable[str], resolved_at: datetime
+) -> int:
+    """Mark the open quarantine entries of ``keys`` resolved (their record loaded cleanly).
+
+    The entries stay as history; a later failure of the same record opens a new one.
+    Keys without an open entry are ignored. Does not commit.
+
+    Args:
+        conn: Connection inside the caller's transaction (the chunk that loaded the rows).
+        entity: Entity name.
+        keys: Record keys (source keys) of rows that loaded cleanly.
+        resolved_at: Aware time of the load.
+
+    Returns:
+        How many entries were resolved.
+    """
+    wanted = sorted({str(key) for key in keys if key is not None})  # numpy str etc. too
+    resolved = 0
+    # In slices: a bound parameter per key, and SQLite caps the parameters of a statement.
+    for start in range(0, len(wanted), _RESOLVE_SLICE):
+        result = conn.execute(
+            sa.update(quarantine)
+            .where(
+                quarantine.c.entity == entity,
+                quarantine.c.resolved_at.is_(None),
+                quarantine.c.record_key.in_(wanted[start : start + _RESOLVE_SLICE]),
+            )
+            .values(resolved_at=resolved_at, synced_at=resolved_at)
+        )
+        resolved += result.rowcount
+    return resolved
+
+
+def count_open_quarantine(conn: sa.Connection, entity: str | None = None) -> int:
+    """How many distinct records are in quarantine now (open entries), of one entity or all."""
+    query = (
+        sa.select(sa.func.count()).select_from(quarantine).where(quarantine.c.resolved_at.is_(None))
+    )
+    if entity is not None:
+        query = query.where(quarantine.c.entity == entity)
+    return int(conn.execute(query).scalar_one())
 
 
 def payload_json(payload: Any) -> bytes:
@@ -439,12 +534,26 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
 _QUARANTINE_COLUMNS = (
     "run_id",
     "entity",
+    "record_key",
     "source_key",
     "reasons",
     "payload",
-    "created_at",
+    "times_seen",
+    "first_seen_at",
+    "last_seen_at",
     "synced_at",
 )
+#: Adds a staged entry to the open one of its record, if any (the partial unique index's
+#: predicate names it as the conflict target). ``first_seen_at`` stays the first.
+_UPSERT_OPEN_ENTRY = (
+    "ON CONFLICT (entity, record_key) WHERE resolved_at IS NULL DO UPDATE SET"
+    " run_id = excluded.run_id, source_key = excluded.source_key,"
+    " reasons = excluded.reasons, payload = excluded.payload,"
+    " times_seen = quarantine.times_seen + excluded.times_seen,"
+    " last_seen_at = excluded.last_seen_at, synced_at = excluded.synced_at"
+)
+#: Keys per UPDATE of ``resolve_quarantine``.
+_RESOLVE_SLICE = 500
 #: Types orjson would write itself but differently from ``to_jsonable``'s text.
 _PASS_TO_TO_JSONABLE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

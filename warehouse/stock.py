@@ -8,13 +8,16 @@ reserved``, upserts only the pairs whose content changed, and zeroes and marks d
 live pairs the read did not mention.
 
 Quantities are staged as integers scaled by ``10**scale`` (4 for ``Numeric(18, 4)``), so
-the sums are exact on both backends (SQLite would otherwise sum floats).
+the sums are exact on both backends (SQLite would otherwise sum floats). Each partial row
+also counts the entries it sums, so a run can account for every entry it read
+(``EntryCounts``): an entry counts as inserted, updated or unchanged with its pair.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -35,6 +38,24 @@ from warehouse.canonical import (
     scaled_to_text,
 )
 from warehouse.load import LoadCounts, load_rendered
+
+
+@dataclass(frozen=True)
+class EntryCounts:
+    """What a merge did, counted in staged entries rather than in pairs.
+
+    Attributes:
+        inserted: Entries of pairs written for the first time.
+        updated: Entries of pairs rewritten (their sums changed, or they were deleted).
+        unchanged: Entries of pairs whose sums were already stored.
+        held_back: Entries of excluded pairs (left as stored; e.g. a sibling entry was
+            quarantined, so their sum would be incomplete).
+    """
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    held_back: int = 0
 
 
 class StockStager:
@@ -76,6 +97,7 @@ class StockStager:
         self._name = f"_stock_partials_{uuid.uuid4().hex[:12]}"
         self._partials: sa.Table | None = None
         self._staged = 0
+        self.entry_counts = EntryCounts()
 
     @property
     def staged_rows(self) -> int:
@@ -111,6 +133,7 @@ class StockStager:
             column = f"quantity_{q}"
             text = render_rows(table, frame[[q]].set_axis([column], axis=1), columns=[column])
             partial[q] = _text_to_scaled(text.values[column]).to_numpy(zero_copy_only=False)
+        partial["entries"] = 1
         partial = partial.groupby(keys, sort=False, as_index=False).sum()
         self._stage(partial)
         self._staged += len(partial)
@@ -138,7 +161,8 @@ class StockStager:
             batch_size: Aggregated pairs processed per round trip.
 
         Returns:
-            Counts over pairs; ``deleted`` are the pairs zeroed and marked deleted.
+            Counts over pairs; ``deleted`` are the pairs zeroed and marked deleted. The same
+            merge counted in entries is left in ``entry_counts``.
 
         Raises:
             RuntimeError: Staged rows were lost (a commit/rollback dropped them).
@@ -157,15 +181,20 @@ class StockStager:
                 )
             agg = self._aggregate(excluded)
             counts = LoadCounts()
+            entries = EntryCounts(held_back=self._held_back(excluded))
             last = conn.execute(sa.select(sa.func.max(agg.c.rn))).scalar_one() or 0
             for low in range(0, int(last), batch_size):
+                in_batch = (agg.c.rn > low, agg.c.rn <= low + batch_size)
                 query = sa.select(
                     agg.c.sku, agg.c.facility_id, *(agg.c[q] for q in self._QUANTITIES)
-                ).where(agg.c.rn > low, agg.c.rn <= low + batch_size)
+                ).where(*in_batch)
                 batch = pd.DataFrame(conn.execute(query).all(), columns=list(self.COLUMNS))
                 if len(batch):
+                    stored_before = self._entries_of_stored(agg, in_batch)
                     rendered = render_rows(table, self._pairs_frame(batch))
                     counts += load_rendered(conn, table, rendered, synced_at=synced_at)
+                    entries = self._attribute(agg, in_batch, stored_before, synced_at, entries)
+            self.entry_counts = entries
             if mark_missing:
                 counts += self._zero_missing(agg, excluded, synced_at)
             return counts
@@ -196,6 +225,60 @@ class StockStager:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _held_back(self, excluded: sa.Table | None) -> int:
+        """Staged entries of the excluded pairs."""
+        if excluded is None:
+            return 0
+        parts = self._ensure_partials()
+        query = sa.select(sa.func.coalesce(sa.func.sum(parts.c.entries), 0)).where(
+            sa.exists().where(
+                excluded.c.sku == parts.c.sku, excluded.c.facility_id == parts.c.facility_id
+            )
+        )
+        return int(self._conn.execute(query).scalar_one())
+
+    def _entries_of_stored(self, agg: sa.Table, in_batch: tuple[Any, ...]) -> int:
+        """Entries of the batch's pairs that the table already holds (deleted or not)."""
+        table = self._table
+        query = sa.select(sa.func.coalesce(sa.func.sum(agg.c.entries), 0)).where(
+            *in_batch,
+            sa.exists().where(table.c.sku == agg.c.sku, table.c.facility_id == agg.c.facility_id),
+        )
+        return int(self._conn.execute(query).scalar_one())
+
+    def _attribute(
+        self,
+        agg: sa.Table,
+        in_batch: tuple[Any, ...],
+        stored_before: int,
+        synced_at: datetime,
+        so_far: EntryCounts,
+    ) -> EntryCounts:
+        """Add one loaded batch to the entry counts, by what the load did to each pair.
+
+        The loader stamps ``synced_at`` on exactly the pairs it wrote; of those, the ones
+        stored before were updated and the others inserted; the rest were unchanged.
+        """
+        table = self._table
+        on_pair = sa.and_(table.c.sku == agg.c.sku, table.c.facility_id == agg.c.facility_id)
+        written_entries = sa.case((table.c.synced_at == synced_at, agg.c.entries), else_=0)
+        total, written = self._conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(agg.c.entries), 0),
+                sa.func.coalesce(sa.func.sum(written_entries), 0),
+            )
+            .select_from(agg.outerjoin(table, on_pair))
+            .where(*in_batch)
+        ).one()
+        unchanged = int(total) - int(written)
+        updated = stored_before - unchanged
+        return EntryCounts(
+            inserted=so_far.inserted + int(written) - updated,
+            updated=so_far.updated + updated,
+            unchanged=so_far.unchanged + unchanged,
+            held_back=so_far.held_back,
+        )
+
     def _ensure_partials(self) -> sa.Table:
         if self._partials is None:
             self._partials = staging.temp_table(
@@ -205,6 +288,7 @@ class StockStager:
                     sa.Column("sku", sa.Text, nullable=False),
                     sa.Column("facility_id", sa.Text, nullable=False),
                     *(sa.Column(q, sa.BigInteger, nullable=False) for q in self._QUANTITIES),
+                    sa.Column("entries", sa.BigInteger, nullable=False),
                 ],
                 on_commit_drop=False,
             )
@@ -212,7 +296,7 @@ class StockStager:
 
     def _stage(self, partial: pd.DataFrame) -> None:
         partials = self._ensure_partials()
-        columns = list(self.COLUMNS)
+        columns = [*self.COLUMNS, "entries"]
         if self._conn.dialect.name == "postgresql":
             fields = [
                 copy_field(pa.array(partial["sku"], type=pa.large_string())),
@@ -221,7 +305,7 @@ class StockStager:
                     copy_field(
                         pa.array(partial[q], type=pa.int64()).cast(pa.large_string()), text=False
                     )
-                    for q in self._QUANTITIES
+                    for q in (*self._QUANTITIES, "entries")
                 ),
             ]
             staging.copy_text(self._conn, partials, columns, copy_payload(fields))
@@ -230,7 +314,7 @@ class StockStager:
                 zip(
                     partial["sku"].tolist(),
                     partial["facility_id"].tolist(),
-                    *(partial[q].tolist() for q in self._QUANTITIES),
+                    *(partial[q].tolist() for q in (*self._QUANTITIES, "entries")),
                     strict=True,
                 )
             )
@@ -299,13 +383,15 @@ class StockStager:
             sa.Column("rn", sa.BigInteger),
             sa.Column("sku", sa.Text),
             sa.Column("facility_id", sa.Text),
-            *(sa.Column(q, sa.BigInteger) for q in self._QUANTITIES),
+            *(sa.Column(q, sa.BigInteger) for q in (*self._QUANTITIES, "entries")),
             schema=staging.temp_schema(conn),
         )
         staging.drop_table(conn, agg)
         preparer = conn.dialect.identifier_preparer
         on_commit = " ON COMMIT DROP" if conn.dialect.name == "postgresql" else ""
-        sums = ", ".join(f"CAST(SUM(p.{q}) AS BIGINT) AS {q}" for q in self._QUANTITIES)
+        sums = ", ".join(
+            f"CAST(SUM(p.{q}) AS BIGINT) AS {q}" for q in (*self._QUANTITIES, "entries")
+        )
         where = ""
         if excluded is not None:
             where = (

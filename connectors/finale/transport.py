@@ -6,6 +6,7 @@ in the errors of ``errors.py``; every error leaving it has been scrubbed of secr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import tzinfo
@@ -38,6 +39,24 @@ log = logging.getLogger(__name__)
 #: Collection bodies are large (about 0.6 KB per product) and arrive by the tens of MB:
 #: msgspec builds the same plain dicts, lists and scalars ~20% faster than orjson here.
 _decode_json = msgspec.json.Decoder().decode
+
+_UNDECODABLE = object()
+
+
+def _decode_lenient(body: bytes) -> Any:
+    """``body`` parsed by the standard library, or ``_UNDECODABLE``.
+
+    msgspec refuses some valid JSON that Finale may send in one odd record: a number beyond
+    a float (``1e400``) and a lone UTF-16 surrogate escape (``"\\ud800"``). The standard
+    parser takes them (as ``inf`` and a str holding the surrogate), so that record can be
+    quarantined with a reason instead of the whole page failing. Truly broken bodies
+    (truncated, not JSON) still fail here.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return _UNDECODABLE
+
 
 Check = Callable[[Any], None]
 """Validates a parsed body inside the retried attempt; raises a FinaleError to reject it."""
@@ -308,6 +327,9 @@ class Transport:
         try:
             return decode(response.content)
         except msgspec.DecodeError as exc:
+            lenient = _decode_lenient(response.content)
+            if lenient is not _UNDECODABLE:
+                return lenient
             raise RetryableError(
                 f"Finale's answer is not valid JSON ({len(response.content)} bytes; truncated "
                 f"or corrupt: {exc}); retrying",

@@ -187,6 +187,23 @@ def _money(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.0001"))
 
 
+def _exact(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def stock_entry_key(item: dict[str, Any]) -> str:
+    """The quarantine source_key of a stock entry: its documented identity, as sent."""
+    key = f"{item.get('productUrl') or '?'}@{item.get('facilityUrl') or '?'}"
+    for label, name in (
+        ("lot", "lotId"),
+        ("packing", "normalizedPackingString"),
+        ("order", "orderUrl"),
+    ):
+        if item.get(name) is not None:
+            key += f" {label}={item[name]}"
+    return key
+
+
 @dataclass
 class Expected:
     """What the warehouse must hold for a source: rows per table and quarantined keys."""
@@ -195,10 +212,29 @@ class Expected:
     #: entity -> quarantine source_key -> the fields its reasons must name.
     quarantined: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     extracted: dict[str, int] = field(default_factory=dict)
+    #: Stock is counted in entries: good entries per (sku, facility) pair, and the pairs
+    #: held back (left as stored) because one of their entries is quarantined.
+    entries: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    held: set[tuple[Any, ...]] = field(default_factory=set)
+
+    def loaded_count(self, entity: str) -> int:
+        """What a first full run's ``inserted`` must be (stock: entries of loaded pairs)."""
+        if entity == "stock":
+            return sum(self.entries[p] for p in self.rows["stock"])
+        return len(self.rows[entity])
+
+    def quarantined_count(self, entity: str) -> int:
+        """What a full run's ``quarantined`` must be (stock: bad and held-back entries)."""
+        held = sum(self.entries.get(p, 0) for p in self.held) if entity == "stock" else 0
+        return len(self.quarantined[entity]) + held
 
 
-def expected_warehouse(source: Source) -> Expected:
-    """The rows each warehouse table must hold (compared columns), and the bad records."""
+def expected_warehouse(source: Source, known: Expected | None = None) -> Expected:
+    """The rows each warehouse table must hold (compared columns), and the bad records.
+
+    ``known``: what the warehouse held before, when products may have vanished since: their
+    URLs still resolve stock entries (the warehouse keeps deleted products).
+    """
     out = Expected()
     facility_ids = {f["facilityUrl"]: f["facilityId"] for f in source.records["facility"]}
 
@@ -270,26 +306,41 @@ def expected_warehouse(source: Source) -> Expected:
         rows[row[:1]] = row
     _put(out, "products", rows, bad, len(source.of("products")))
 
-    # Stock is summed per (sku, facility); one bad inventory item quarantines its pair.
+    # Stock entries name their product by URL, resolved through the products that loaded
+    # (never built from a SKU); they are summed per (sku, facility). A bad entry is
+    # quarantined and its pair keeps its stored value (held back).
+    catalogue = {
+        row[1]: row[0]
+        for rows_ in ([known.rows["products"]] if known else []) + [out.rows["products"]]
+        for row in rows_.values()
+    }
     sums: dict[tuple[str, str], list[float]] = {}
     bad = {}
     for item in source.of("stock"):
-        pair = (item["productId"], facility(item["facilityUrl"]) or "?")
+        sku = catalogue.get(item.get("productUrl"))
+        pair = (sku, facility(item["facilityUrl"]) or "?")
+        problems = set() if sku else {"sku"}
         quantities = []
         for name, low in (("OnHand", -ABSURD), ("OnOrder", 0.0), ("Reserved", 0.0)):
             value, junk = _number(item.get(f"quantity{name}"))
-            if junk or not _in_range(value, low):
-                bad.setdefault(f"{pair[0]}@{pair[1]}", set()).add("quantity")
+            if junk or not _in_range(value, low) or _money(value) != _exact(value):
+                problems.add("quantity")
             quantities.append(value or 0.0)
+        if problems:
+            bad[stock_entry_key(item)] = problems
+            if sku and item.get("facilityUrl"):
+                out.held.add(pair)
+            continue
+        out.entries[pair] = out.entries.get(pair, 0) + 1
         total = sums.setdefault(pair, [0.0, 0.0, 0.0])
         for i, value in enumerate(quantities):
             total[i] += value
     rows = {
         pair: (*pair, _money(h), _money(o), _money(r), _money(h - r))
         for pair, (h, o, r) in sums.items()
-        if f"{pair[0]}@{pair[1]}" not in bad
+        if pair not in out.held
     }
-    _put(out, "stock", rows, bad, len(sums))
+    _put(out, "stock", rows, bad, len(source.of("stock")))
 
     rows, bad = {}, {}
     line_rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -544,10 +595,11 @@ def assert_quarantine_matches(
         wanted = expected.quarantined[entity]
         assert {q["source_key"] for q in rows} == set(wanted), entity
         if entity == "stock":
+            entries = {stock_entry_key(r): r for r in source.of("stock")}
             for q in rows:
-                sku, _, _ = q["source_key"].rpartition("@")
-                assert q["payload"]["productId"] == sku
-                assert "quantity" in q["reasons"], q
+                assert q["payload"] == entries[q["source_key"]], q
+                missing = [w for w in wanted[q["source_key"]] if w not in q["reasons"]]
+                assert not missing, f"stock {q['source_key']}: {q['reasons']!r} lacks {missing}"
             continue
         assert not duplicates(q["source_key"] for q in rows), entity
         raw = {str(r[_KEY_FIELD[entity]]): r for r in source.of(entity)}
@@ -583,6 +635,10 @@ class Outcome:
     updated: set[Any] = field(default_factory=set)
     unchanged: set[Any] = field(default_factory=set)
     quarantined: set[Any] = field(default_factory=set)
+    #: Records per key (stock: entries per pair; 1 otherwise), and quarantined records
+    #: that belong to no key (stock entries whose product did not resolve or are bad).
+    weights: dict[Any, int] = field(default_factory=dict)
+    loose_quarantined: int = 0
 
     @property
     def written(self) -> set[Any]:
@@ -591,12 +647,18 @@ class Outcome:
 
     def counts(self) -> dict[str, int]:
         """The counts an ``EntityRunResult`` must report."""
+
+        def weight(keys: set[Any]) -> int:
+            return sum(self.weights.get(k, 1) for k in keys)
+
+        quarantined = weight(self.quarantined) + self.loose_quarantined
+        loaded = weight(self.inserted) + weight(self.updated) + weight(self.unchanged)
         return {
-            "extracted": len(self.inserted | self.updated | self.unchanged | self.quarantined),
-            "inserted": len(self.inserted),
-            "updated": len(self.updated),
-            "unchanged": len(self.unchanged),
-            "quarantined": len(self.quarantined),
+            "extracted": loaded + quarantined,
+            "inserted": weight(self.inserted),
+            "updated": weight(self.updated),
+            "unchanged": weight(self.unchanged),
+            "quarantined": quarantined,
         }
 
 
@@ -604,8 +666,11 @@ def outcome(before: Expected, after: Expected, entity: str, read: Iterable[Any])
     """What a run that reads the records ``read`` (keys as in ``Expected.rows``) must do."""
     out = Outcome()
     bad = after.quarantined[entity]
+    if entity == "stock":  # counted in entries; pairs with a bad entry are held back
+        out.weights = {**dict.fromkeys(after.held, 0), **after.entries}
+        out.loose_quarantined = len(bad)
     for key in read:
-        if "@".join(key) in bad if entity == "stock" else key[0] in bad:
+        if key in after.held if entity == "stock" else key[0] in bad:
             out.quarantined.add(key)
         elif key not in before.rows[entity]:
             out.inserted.add(key)
@@ -635,9 +700,9 @@ def watermarks(conn: sa.Connection) -> dict[str, datetime | None]:
 
 def all_keys(expected: Expected, entity: str) -> set[tuple[Any, ...]]:
     """Keys of every source record of ``entity``, loaded or quarantined."""
-    bad = expected.quarantined[entity]
-    split = (lambda k: tuple(k.rsplit("@", 1))) if entity == "stock" else (lambda k: (k,))
-    return set(expected.rows[entity]) | {split(k) for k in bad}
+    if entity == "stock":  # pairs: loaded or held back (bad entries are counted loose)
+        return set(expected.rows[entity]) | expected.held
+    return set(expected.rows[entity]) | {(k,) for k in expected.quarantined[entity]}
 
 
 # --- subprocesses ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_full_run_marks_deleted_records_and_reconciles(
         extra = never_loaded if entity == "products" else []
         assert control.delete(collections[entity], ids + extra) == ids + extra
     deactivated = control.deactivate_products(4)
-    after = expected_warehouse(read_source(sandbox))
+    after = expected_warehouse(read_source(sandbox), known=before)
     with engine.connect() as conn:
         stamps = synced_at(conn)
     started = datetime.now(UTC)

@@ -46,8 +46,15 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "partygroup": ("partyId",),
     "product": ("productId",),
     "order": ("orderId",),
-    # Stock rows have no id: one row per product x sub-location x lot x packing.
-    "inventoryitem": ("productId", "facilityUrl", "lotId", "normalizedPackingString"),
+    # Stock entries have no id: Finale documents one entry per unique combination of these
+    # five fields (and promises no productId on them).
+    "inventoryitem": (
+        "facilityUrl",
+        "lotId",
+        "normalizedPackingString",
+        "orderUrl",
+        "productUrl",
+    ),
 }
 COLLECTIONS = tuple(KEY_FIELDS)
 DATED_COLLECTIONS = ("facility", "partygroup", "product", "order")

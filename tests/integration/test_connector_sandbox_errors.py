@@ -35,7 +35,7 @@ CASES = [
     ),
     pytest.param(_read("supplier"), 404, ["collection name", "partygroup"], id="404-collection"),
     pytest.param(
-        _read("inventoryitem", filter={"productId": "X"}),
+        _read("inventoryitem", filter={"productUrl": "X"}),
         400,
         ["cannot be filtered", "Retrying will not help"],
         id="400-filter-unfilterable",

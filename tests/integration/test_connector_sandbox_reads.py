@@ -33,7 +33,7 @@ from sandbox.server import SandboxHandle
 ZONE = ZoneInfo(ACCOUNT_ZONE)
 ONE_SECOND = timedelta(seconds=1)
 # Small pages, so every collection takes several requests (300 products: 22 facilities,
-# 21 parties, 40 orders, ~860 stock rows).
+# 21 parties, 40 orders, ~880 stock entries).
 PAGE_SIZES = {"facility": 5, "partygroup": 4, "product": 40, "inventoryitem": 150, "order": 7}
 # Four months across the autumn DST change in the account zone (2025-11-02).
 SINCE = datetime(2025, 9, 20, 6, 30, 15, tzinfo=UTC)
@@ -211,11 +211,10 @@ def test_graphql_connection_pages_raw_values_parsed_to_numbers(
 ) -> None:
     products = server_rows(shared_sandbox, "product")
     stock = server_rows(shared_sandbox, "inventoryitem")
+    # Stock entries name their product by URL only (no productId).
     on_hand: dict[str, float] = {}
     for row in stock:
-        on_hand[row["productId"]] = on_hand.get(row["productId"], 0.0) + (
-            row["quantityOnHand"] or 0.0
-        )
+        on_hand[row["productUrl"]] = on_hand.get(row["productUrl"], 0.0) + row["quantityOnHand"]
     conn = connect(shared_sandbox)
 
     pages = list(
@@ -240,7 +239,7 @@ def test_graphql_connection_pages_raw_values_parsed_to_numbers(
         assert node["cost"] == expected_cost
         assert node["cost"] is None or isinstance(node["cost"], float)
         assert isinstance(node["unitsInStock"], float)
-        assert node["unitsInStock"] == pytest.approx(on_hand.get(node["productId"], 0.0))
+        assert node["unitsInStock"] == pytest.approx(on_hand.get(rest["productUrl"], 0.0))
     # Every GraphQL request asked for raw values and walked the cursor.
     bodies = [e.json_body() for e in conn.log.of("POST", "/graphql")]
     assert len(bodies) == len(pages)

@@ -72,11 +72,11 @@ def test_timestamps_are_read_in_the_account_zone_and_stored_utc() -> None:
         pytest.param("productId", "", "sku must not be blank", id="blank-sku"),
         pytest.param("productId", None, "sku is missing", id="null-sku"),
         pytest.param("internalName", "   ", "name must not be blank", id="blank-name"),
-        pytest.param("cost", "abc", "is not a number", id="junk-cost"),
+        pytest.param("cost", "abc", "cost (field cost) is not a finite number", id="junk-cost"),
         pytest.param("cost", 1e12, "cost must be between 0 and 1e+09", id="absurd-cost"),
         pytest.param("cost", -3, "cost must be between 0 and 1e+09", id="negative-cost"),
         pytest.param("statusId", "PRODUCT_WEIRD", "status must be one of", id="bad-status"),
-        pytest.param("lastUpdatedDate", "yesterday", "is not a timestamp", id="bad-date"),
+        pytest.param("lastUpdatedDate", "yesterday", "is not an ISO 8601 timestamp", id="bad-date"),
     ],
 )
 def test_bad_product_is_quarantined_with_reason_and_the_rest_loads(
@@ -208,9 +208,14 @@ def test_stock_quarantine_key_names_product_and_facility() -> None:
             "quantityReserved": [0, 0],
         }
     )
-    ctx = TransformContext(facility_ids={"/acme/api/facility/12": "12"})
+    ctx = TransformContext(
+        facility_ids={"/acme/api/facility/12": "12"},
+        product_skus={"/acme/api/product/A-1": "A-1"},
+    )
     result = transform_chunk(ENTITIES["stock"], raw, ctx)
-    assert [q.source_key for q in result.quarantined] == ["A-1@12"]
+    assert [q.source_key for q in result.quarantined] == [
+        "/acme/api/product/A-1@/acme/api/facility/12"
+    ]
     assert list(result.frames["stock_levels"]["quantity_on_hand"]) == [5.0]
 
 

@@ -107,6 +107,7 @@ STATUSES: list[dict[str, Any]] = [
         "metrics": {"records_synced": 35, "sync_duration_ms": 4250, "errors": 2,
                     "next_sync": "2026-01-01T12:00:04+00:00"},
         "health_score": 75,
+        "open_quarantine": 3,
         "last_error": None,
     },
     {
@@ -117,6 +118,7 @@ STATUSES: list[dict[str, Any]] = [
         "metrics": {"records_synced": 0, "sync_duration_ms": None, "errors": 1,
                     "next_sync": None},
         "health_score": 20,
+        "open_quarantine": 0,
         "last_error": f"failed for {RAW_EMAIL}: Authorization: Bearer abcdefgh12345678",
     },
 ]  # fmt: skip

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from conftest import RAW_EMAIL, RAW_NOTE_PHONE, RAW_PHONE
 
+from reporting import artifacts
 from reporting.artifacts import ProgressArtifact, artifact_key
 from reporting.events import (
     EVENT_COMPLETED,
@@ -21,6 +23,7 @@ from reporting.tables import (
     QUARANTINE_COLUMNS,
     counts_table,
     health_markdown,
+    quarantine_summary,
     quarantine_table,
 )
 
@@ -86,14 +89,58 @@ def test_health_markdown_has_summary_and_status_json(
 ) -> None:
     markdown = health_markdown(statuses, results)
     assert markdown.startswith("# Sync health")
-    assert "| vendors | degraded | 75 | 2026-01-01T11:00:04+00:00 | 35 | 2 | 4250 |" in markdown
+    assert (
+        "| vendors | degraded | 75 | 2026-01-01T11:00:04+00:00 | 35 | 2 | 4250 | "
+        "2026-01-01T12:00:04+00:00 | 3 | yes |"
+    ) in markdown
     assert "| stock | failing | 20 | - |" in markdown
+    assert "| open quarantine (records) |" in markdown
     assert "## vendors" in markdown and "```json" in markdown
     assert '"health_score": 75' in markdown
     # The stored error is redacted and masked again on the way out.
     assert RAW_EMAIL not in markdown
     assert "abcdefgh12345678" not in markdown
     assert "j***@a***.com" in markdown
+
+
+def test_quarantine_summary_tells_this_runs_reads_from_the_open_records(
+    results: list[dict[str, Any]], statuses: list[dict[str, Any]]
+) -> None:
+    assert quarantine_summary(results, statuses) == (
+        "this run quarantined 2 records read; open quarantine: 3 records"
+    )
+    assert quarantine_summary(results, None) == "this run quarantined 2 records read"
+
+
+def test_quality_report_artifacts_list_every_rule_with_counts_that_add_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: dict[str, dict[str, Any]] = {}
+
+    def capture(kind: str, key: str, create: Any, **kwargs: Any) -> UUID:
+        published[key] = kwargs
+        return uuid4()
+
+    monkeypatch.setattr(artifacts, "_publish", capture)
+    entity = {
+        "entity": "products", "runs": 3, "failed_runs": 0, "extracted": 30, "quarantined": 9,
+        "quarantine_share": 0.3, "open_quarantine": 2, "open_rule_failures": 3,
+        "open_by_rule": [["cost must be between 0 and 1e+09", 2], [f"email is {RAW_EMAIL}", 1]],
+        "last_reconcile": None,
+    }  # fmt: skip
+    empty = entity | {"entity": "vendors", "open_quarantine": 0, "open_by_rule": [],
+                      "open_rule_failures": 0}  # fmt: skip
+    keys = artifacts.publish_quality_report({"since": "2026-01-01", "entities": [entity, empty]})
+
+    assert set(keys) == {"data-quality-report", "data-quality-reasons"}
+    [row, _] = published["data-quality-report"]["table"]
+    assert (row["quarantined_by_runs"], row["open_quarantine_records"]) == (9, 2)
+    markdown = published["data-quality-reasons"]["markdown"]
+    assert "## products: open quarantine: 2 records" in markdown
+    assert "the counts add up to 3 record-rule failures" in markdown
+    assert "- 2 x cost must be between 0 and 1e+09\n- 1 x email is j***@a***.com" in markdown
+    assert RAW_EMAIL not in markdown
+    assert "## vendors: open quarantine: 0 records\n\n- no open quarantined records" in markdown
 
 
 def test_health_markdown_without_status_rows_lists_run_statuses(

@@ -47,12 +47,13 @@ FIELDS = {
         "reorderGuidelineList",
         "userFieldDataList",
     ],
+    # Finale's documented shape: no productId (the product is its URL).
     "inventoryitem": [
-        "productId",
         "productUrl",
         "facilityUrl",
         "lotId",
         "normalizedPackingString",
+        "orderUrl",
         "quantityOnHand",
         "quantityOnOrder",
         "quantityReserved",
@@ -205,18 +206,83 @@ def test_bad_paging_parameters_are_400(api: httpx.Client, params: dict, message:
     assert message in response.json()["errorMessage"]
 
 
-def test_inventory_rows_have_exactly_one_nonzero_quantity_and_unique_keys(
+STOCK_IDENTITY = ("facilityUrl", "lotId", "normalizedPackingString", "orderUrl", "productUrl")
+QUANTITIES = ("quantityOnHand", "quantityOnOrder", "quantityReserved")
+
+
+def _kind(entry: dict) -> str:
+    (field,) = [q for q in QUANTITIES if entry[q] != 0]
+    return field
+
+
+def test_stock_entries_have_the_documented_identity_and_one_nonzero_quantity(
     api: httpx.Client,
 ) -> None:
     stock = rows(read_all(api, "inventoryitem"))
-    for row in stock:
-        quantities = [row["quantityOnHand"], row["quantityOnOrder"], row["quantityReserved"]]
-        assert sum(1 for q in quantities if q != 0) == 1
-    keys = Counter(
-        (r["productId"], r["facilityUrl"], r["lotId"], r["normalizedPackingString"]) for r in stock
-    )
-    assert max(keys.values()) == 1
     assert 2.0 <= len(stock) / 400 <= 4.0
+    assert all("productId" not in entry for entry in stock)
+    for entry in stock:
+        assert sum(1 for q in QUANTITIES if entry[q] != 0) == 1, entry
+        assert all(isinstance(entry[q], float) for q in QUANTITIES)
+    identities = Counter(tuple(e[f] for f in STOCK_IDENTITY) for e in stock)
+    assert max(identities.values()) == 1
+    # Every kind is present: on hand, on order and reserved.
+    assert Counter(_kind(e) for e in stock).keys() == set(QUANTITIES)
+
+
+def test_stock_product_urls_come_from_the_product_table(api: httpx.Client) -> None:
+    products = read_all(api, "product")
+    urls = set(products["productUrl"])
+    stock_urls = set(read_all(api, "inventoryitem")["productUrl"])
+    assert stock_urls <= urls
+    sku_urls = {f"/acme/api/product/{sku}" for sku in products["productId"]}
+    assert stock_urls - sku_urls, "some stock entries point at numeric product URLs"
+
+
+def test_order_entries_point_at_committed_orders_of_the_right_type(api: httpx.Client) -> None:
+    orders = {o["orderUrl"]: o for o in rows(read_all(api, "order"))}
+    stock = rows(read_all(api, "inventoryitem"))
+    expected: Counter[tuple[str, str]] = Counter()
+    for order in orders.values():
+        if order["statusId"] == "ORDER_LOCKED":
+            for line in order["orderItemList"]:
+                expected[(order["orderUrl"], line["productUrl"])] += line["quantity"]
+    seen: Counter[tuple[str, str]] = Counter()
+    for entry in stock:
+        kind = _kind(entry)
+        if kind == "quantityOnHand":
+            assert entry["orderUrl"] is None
+            continue
+        order = orders[entry["orderUrl"]]  # a real order of the sandbox
+        assert order["statusId"] == "ORDER_LOCKED"
+        assert entry["lotId"] is None and entry["normalizedPackingString"] is None
+        if kind == "quantityOnOrder":
+            assert order["orderTypeId"] == "PURCHASE_ORDER"
+            assert entry["facilityUrl"] == order["destinationFacilityUrl"]
+        else:
+            assert order["orderTypeId"] == "SALES_ORDER"
+            assert entry["facilityUrl"] == order["originFacilityUrl"]
+        seen[(entry["orderUrl"], entry["productUrl"])] += entry[kind]
+    # One entry per committed order x product, holding the sum of that product's lines.
+    assert seen == +expected
+    assert len(seen) >= 4
+
+
+def test_products_sold_by_weight_have_fractional_quantities(
+    make_sandbox: Callable[..., SandboxHandle],
+) -> None:
+    with api_client(make_sandbox(products=2000)) as client:
+        stock = rows(read_all(client, "inventoryitem"))
+    on_hand = [e for e in stock if e["quantityOnHand"] != 0]
+    fractional = [e for e in on_hand if not float(e["quantityOnHand"]).is_integer()]
+    assert fractional
+    for entry in fractional:
+        quantity = entry["quantityOnHand"]
+        assert round(quantity, 3) == quantity  # at most 3 decimals
+        assert repr(quantity) == repr(round(quantity, 3))
+    assert any(len(repr(e["quantityOnHand"]).split(".")[1]) == 3 for e in fractional)
+    weighed = {e["productUrl"] for e in fractional}
+    assert 0.03 < len(weighed) / 2000 < 0.07  # ~5% of products are sold by weight
 
 
 def test_stock_lives_at_sub_locations(api: httpx.Client) -> None:
@@ -309,10 +375,17 @@ def test_a_small_share_of_records_is_dirty(make_sandbox: Callable[..., SandboxHa
 def test_collections_do_not_depend_on_reading_order_or_earlier_changes(
     make_sandbox: Callable[..., SandboxHandle],
 ) -> None:
-    plain, changed = make_sandbox(products=150), make_sandbox(products=150)
+    plain, changed, reordered = (make_sandbox(products=150) for _ in range(3))
     with SandboxControl(changed.base_url) as control:
         control.touch("product", 40, seed=1)
         control.delete("product", ["SOIL-000001", "PEST-000001", "FERT-000001"])
+    with SandboxControl(reordered.base_url) as control:
+        # Stock entries come from the orders as generated, not as changed before stock is read.
+        assert len(control.cancel_orders(10)) == 10
+        control.touch("order", 10, seed=2)
     with api_client(plain) as first, api_client(changed) as second:
         assert first.get("/order/").content == second.get("/order/").content
         assert first.get("/inventoryitem/").content == second.get("/inventoryitem/").content
+        with api_client(reordered) as third:
+            assert first.get("/inventoryitem/").content == third.get("/inventoryitem/").content
+            assert first.get("/order/").content != third.get("/order/").content

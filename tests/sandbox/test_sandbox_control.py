@@ -86,24 +86,44 @@ def test_delete_removes_records_from_reads_and_entity_urls(
         assert client.get(private.base_url + first[0]["productUrl"]).status_code == 404
 
 
-def test_stock_changes_quantities(private: SandboxHandle, control: SandboxControl) -> None:
+def test_stock_moves_on_hand_quantities_and_names_the_products(
+    private: SandboxHandle, control: SandboxControl
+) -> None:
+    quantities = ("quantityOnHand", "quantityOnOrder", "quantityReserved")
     with api_client(private) as client:
-        before = read_all(client, "inventoryitem")
-        changed = control.change_stock(10)
-        after = read_all(client, "inventoryitem")
-    assert 1 <= len(changed) <= 10
-    diffs = [
-        i
-        for i in range(len(before["productId"]))
-        if (
-            before["quantityOnHand"][i],
-            before["quantityOnOrder"][i],
-            before["quantityReserved"][i],
-        )
-        != (after["quantityOnHand"][i], after["quantityOnOrder"][i], after["quantityReserved"][i])
-    ]
-    assert len(diffs) == 10
-    assert {before["productId"][i] for i in diffs} == set(changed)
+        products = read_all(client, "product")
+        sku_of = dict(zip(products["productUrl"], products["productId"], strict=True))
+        before = rows(read_all(client, "inventoryitem"))
+        response = plain_post(f"{private.base_url}/__sandbox__/stock", json={"count": 10})
+        after = rows(read_all(client, "inventoryitem"))
+    assert response.status_code == 200
+    answer = response.json()
+    changed = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+    assert len(changed) == 10
+    for i in changed:
+        old, new = before[i], after[i]
+        # Only the on-hand quantity of on-hand entries moves; identity and kind stay.
+        assert old["orderUrl"] is None and old["quantityOnHand"] != 0
+        assert new["quantityOnHand"] != 0 and new["quantityOnHand"] != old["quantityOnHand"]
+        assert {k: v for k, v in old.items() if k != "quantityOnHand"} == {
+            k: v for k, v in new.items() if k != "quantityOnHand"
+        }
+    urls = sorted({before[i]["productUrl"] for i in changed})
+    assert answer["productUrls"] == urls
+    assert answer["ids"] == sorted({sku_of[url] for url in urls})  # SKUs
+    assert all(set(quantities) <= set(entry) for entry in after)
+
+
+def test_change_stock_client_returns_skus_and_urls(
+    private: SandboxHandle, control: SandboxControl
+) -> None:
+    with api_client(private) as client:
+        skus = set(read_all(client, "product")["productId"])
+        urls = set(read_all(client, "product")["productUrl"])
+    picked = control.change_stock(5)
+    assert 1 <= len(picked) <= 5 and set(picked) <= skus and picked == sorted(picked)
+    picked_urls = control.change_stock_urls(5)
+    assert 1 <= len(picked_urls) <= 5 and set(picked_urls) <= urls
 
 
 def test_info_and_stats(private: SandboxHandle, control: SandboxControl) -> None:

@@ -69,16 +69,23 @@ def test_formatter_none_gives_raw_values_that_match_rest(api: httpx.Client) -> N
     nodes = _product_nodes(api, ', formatter: "none"')
     products = {p["productId"]: p for p in rows(read_all(api, "product"))}
     stock = rows(read_all(api, "inventoryitem"))
-    for node in nodes[:60]:
+    assert any(n["unitsOnOrder"] for n in nodes), "some product should be on order"
+    for node in nodes:
         product = products[node["productId"]]
         assert node["title"] == product["internalName"]
         assert node["status"] == product["statusId"]
         assert node["cost"] == product["cost"]
         assert node["lastUpdated"] == product["lastUpdatedDate"]
-        on_hand = sum(r["quantityOnHand"] for r in stock if r["productId"] == node["productId"])
+        # Stock entries name the product by URL only; totals are exact to 3 decimals.
+        mine = [r for r in stock if r["productUrl"] == product["productUrl"]]
+        on_hand = round(sum(r["quantityOnHand"] for r in mine), 3)
         assert node["unitsInStock"] == on_hand
-        per_facility = sum(f["unitsInStock"] for f in node["stockByFacility"])
+        assert node["unitsOnOrder"] == round(sum(r["quantityOnOrder"] for r in mine), 3)
+        per_facility = round(sum(f["unitsInStock"] for f in node["stockByFacility"]), 3)
         assert per_facility == on_hand
+        assert {f["facilityUrl"] for f in node["stockByFacility"]} == {
+            r["facilityUrl"] for r in mine
+        }
 
 
 def test_field_level_formatter_overrides_the_connection(api: httpx.Client) -> None:

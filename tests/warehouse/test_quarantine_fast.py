@@ -186,7 +186,8 @@ def _stored(engine: sa.Engine, run_id: str) -> list[sa.Row[Any]]:
                     quarantine.c.reasons,
                     sa.cast(quarantine.c.payload, sa.Text).label("payload_text"),
                     quarantine.c.payload,
-                    quarantine.c.created_at,
+                    quarantine.c.first_seen_at,
+                    quarantine.c.last_seen_at,
                     quarantine.c.synced_at,
                 )
                 .where(quarantine.c.run_id == run_id)
@@ -203,10 +204,10 @@ def test_nasty_payloads_read_back_exactly(engine: sa.Engine) -> None:
 
     rows = _stored(engine, run_id)
     assert [(r.source_key, r.reasons) for r in rows] == EXPECTED_TEXT
-    assert {(r.run_id, r.entity, r.created_at, r.synced_at) for r in rows} == {
-        (run_id, "products", CREATED, CREATED)
+    assert {(r.run_id, r.entity, r.first_seen_at, r.last_seen_at, r.synced_at) for r in rows} == {
+        (run_id, "products", CREATED, CREATED, CREATED)
     }
-    assert rows[0].created_at.tzinfo == UTC
+    assert rows[0].first_seen_at.tzinfo == UTC
     texts = [r.payload_text for r in rows]
     parsed = [json.loads(text) for text in texts]
     assert parsed == [_reference(p) for p in PAYLOADS]
@@ -231,8 +232,9 @@ def test_quarantine_joins_the_callers_transaction(engine: sa.Engine) -> None:
         with conn.begin() as tx:
             state.record_quarantine(conn, "undone", "products", RECORDS[:2], created_at=CREATED)
             tx.rollback()
-        # Without an explicit transaction it autobegins, as conn.execute would.
-        state.record_quarantine(conn, "autobegun", "products", RECORDS[:1], created_at=CREATED)
+        # Without an explicit transaction it autobegins, as conn.execute would. (Another
+        # entity: the same products record would update the "kept" entry.)
+        state.record_quarantine(conn, "autobegun", "vendors", RECORDS[:1], created_at=CREATED)
         conn.commit()
     assert len(_stored(engine, "kept")) == 2
     assert _stored(engine, "undone") == []
