@@ -71,6 +71,11 @@ class QuarantineThresholdExceeded(Exception):
     """Too large a share of a run's records failed validation; the run is marked failed."""
 
 
+class MissingCatalogue(Exception):
+    """The entity resolves URLs through a catalogue that was never synced (e.g. stock read
+    before any product): the run fails with what to sync first."""
+
+
 @dataclass(frozen=True)
 class SyncOptions:
     """How one entity run reads and judges its data."""
@@ -430,6 +435,13 @@ class EntitySync:
     def process(self, chunk: Chunk) -> ChunkResult:
         """Transform one chunk (unless ``chunks`` did) and commit it with its watermark in
         one transaction."""
+        if len(chunk.raw) and "products" in self.spec.lookups and not self._ctx.product_skus:
+            # Not a content problem: quarantining every record would bury the cause.
+            raise MissingCatalogue(
+                f"{self.spec.name}: the warehouse's product catalogue is empty, so no record "
+                "can be resolved to a SKU (product URLs are never guessed); sync products "
+                f"first: invsync sync --entities products,{self.spec.name}"
+            )
         outcome = chunk.prepared
         if outcome is None:
             outcome = transform_chunk(self.spec, chunk.raw, self._ctx)

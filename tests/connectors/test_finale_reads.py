@@ -306,3 +306,40 @@ def test_page_responses_are_freed_without_the_cyclic_collector(make_client: Clie
 
 def _live_responses() -> set[int]:
     return {id(o) for o in gc.get_objects() if isinstance(o, httpx.Response)}
+
+
+# -- values msgspec refuses ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("defer", [(), ("priceList",)], ids=["plain", "deferring-decoder"])
+def test_a_page_with_a_huge_number_or_a_lone_surrogate_is_read_not_failed(
+    make_client: ClientFactory, defer: tuple[str, ...]
+) -> None:
+    # Valid JSON that msgspec refuses: a number beyond a float and a lone surrogate escape.
+    # One odd record must not fail the page: the values arrive (inf, the surrogate) for the
+    # pipeline to quarantine that record.
+    body = (
+        b'{"productId": ["A-1", "B-2"], "cost": [1e400, 2.5], '
+        b'"internalName": ["ok", "bad \\ud800 name"], "priceList": [[], []]}'
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("offset", "0") != "0":
+            return httpx.Response(200, content=b"{}", headers={"content-type": "application/json"})
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = make_client(handler)
+    (page,) = list(client.iter_collection("product", page_size=100, defer=defer))
+    assert page["cost"].tolist() == [float("inf"), 2.5]
+    assert page["internalName"].tolist() == ["ok", "bad \ud800 name"]
+
+
+def test_a_body_that_is_not_json_is_still_retried_as_corrupt(make_client: ClientFactory) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, content=b'{"productId": ["A-1"', headers={"content-type": "application/json"}
+        )
+
+    client = make_client(handler, make_settings(max_retries=1))
+    with pytest.raises(Exception, match="not valid JSON"):
+        list(client.iter_collection("product", page_size=100))

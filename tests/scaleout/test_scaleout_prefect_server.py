@@ -86,7 +86,9 @@ RUNS: dict[str, dict[str, Any]] = {
         "entities": ["facilities", "vendors", "products"],
         "mode": "full",
     },
-    "finale-sync/stock-every-15-minutes": {"entities": ["stock"], "mode": "full"},
+    # Stock resolves entries through the product catalogue: its deployment syncs products
+    # first (serialised with the catalogue run's products by the entity lock).
+    "finale-sync/stock-every-15-minutes": {"entities": ["products", "stock"], "mode": "full"},
     "finale-sync/nightly-full-reconcile": {"entities": ["purchase_orders"], "mode": "full"},
 }
 CATALOG = "finale-sync/catalog-hourly"
@@ -434,10 +436,11 @@ def _assert_warehouse_matches_the_runs(
             name: conn.execute(sa.select(sa.func.count()).select_from(spec.table)).scalar_one()
             for name, spec in ENTITIES.items()
         }
+        # One open entry per bad product, however many runs read it.
         quarantined_products = conn.execute(
             sa.select(sa.func.count())
             .select_from(quarantine)
-            .where(quarantine.c.run_id == str(run_ids[CATALOG]), quarantine.c.entity == "products")
+            .where(quarantine.c.entity == "products", quarantine.c.resolved_at.is_(None))
         ).scalar_one()
     assert len(log) == sum(len(params["entities"]) for params in RUNS.values())
     for deployment, params in RUNS.items():
@@ -446,8 +449,10 @@ def _assert_warehouse_matches_the_runs(
             row = log[(str(run_id), entity)]
             assert row["status"] == "succeeded", row["error"]
             assert row["mode"] == "full"
-            assert row["extracted"] == row["inserted"] + row["quarantined"]
-            assert table_rows[entity] == row["inserted"]  # a fresh warehouse
+            loaded = row["inserted"] + row["updated"] + row["unchanged"]
+            assert row["extracted"] == loaded + row["quarantined"]
+            # Full runs reconcile: the rows each made current are the table's rows.
+            assert table_rows[entity] == row["source_count"] == row["warehouse_count"]
             # flow_run_id is the entity's subflow, a child of the deployment run.
             subflow = client.read_flow_run(UUID(row["flow_run_id"]))
             assert subflow.name == f"sync-{entity}-full"
@@ -458,7 +463,10 @@ def _assert_warehouse_matches_the_runs(
     with SandboxControl(sandbox) as control:
         source_products = control.count("product")
     assert source_products == SANDBOX_PRODUCTS
-    assert log[(str(run_ids[CATALOG]), "products")]["quarantined"] == quarantined_products
+    # Both runs that read products (the catalogue's, and the stock run's before stock)
+    # quarantined every bad product.
+    for deployment in (CATALOG, "finale-sync/stock-every-15-minutes"):
+        assert log[(str(run_ids[deployment]), "products")]["quarantined"] == quarantined_products
     assert table_rows["products"] == source_products - quarantined_products
     return log
 
