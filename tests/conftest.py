@@ -16,6 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from warehouse.db import create_warehouse_engine
+from warehouse.migrate import upgrade
+
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -74,6 +77,15 @@ def warehouse_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(warehouse_url: str) -> Iterator[sa.Engine]:
+    """A migrated, empty warehouse: once on SQLite, once on PostgreSQL."""
+    upgrade(warehouse_url)
+    eng = create_warehouse_engine(warehouse_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from pipeline_e2e_support import OWN_PREFIXES, child_env
 
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
-from warehouse.db import create_warehouse_engine
-from warehouse.migrate import upgrade
 
 #: Small enough to sync in about a second, big enough for every kind of dirty record.
 PRODUCTS = 1000
@@ -67,15 +64,6 @@ def control(sandbox: SandboxHandle) -> Iterator[SandboxControl]:
     """Control client of ``sandbox``."""
     with SandboxControl(sandbox.base_url) as client:
         yield client
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[sa.Engine]:
-    """A migrated, empty warehouse: once on SQLite, once on PostgreSQL."""
-    upgrade(warehouse_url)
-    eng = create_warehouse_engine(warehouse_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture(scope="session")

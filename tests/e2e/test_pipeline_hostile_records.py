@@ -158,6 +158,9 @@ def assert_row_is_source(entity: str, record: dict[str, Any], row: dict[str, Any
 
 
 @pytest.mark.parametrize("entity", list(ENTITIES))
+# The sandbox serves from a thread of this process, whose use of `random` Hypothesis sees
+# during a draw; the strategies themselves use none.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @settings(
     max_examples=12,
     deadline=None,

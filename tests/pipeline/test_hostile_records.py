@@ -10,7 +10,6 @@ whatever loads must go into a real warehouse (SQLite and PostgreSQL) and read ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,8 +33,6 @@ from pipeline.entities import ENTITIES
 from pipeline.mapping import TransformContext
 from pipeline.transform import transform_chunk
 from warehouse import load
-from warehouse.db import create_warehouse_engine
-from warehouse.migrate import upgrade
 
 FACILITY = "/acme/api/facility/F1"
 PARTY = "/acme/api/partygroup/100"
@@ -268,15 +265,6 @@ def test_stock_entry_resolves_its_sku_through_the_catalogue_and_keeps_fractions(
 
 
 # --- through a real warehouse -------------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(warehouse_url: str) -> Iterator[sa.Engine]:
-    """A migrated warehouse: once on SQLite, once on PostgreSQL."""
-    upgrade(warehouse_url)
-    eng = create_warehouse_engine(warehouse_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.mark.parametrize("entity", ["facilities", "vendors", "products", "purchase_orders"])
