@@ -329,8 +329,8 @@ class EntitySpec:
             at the end (``warehouse.stock``), instead of upserted chunk by chunk.
         lookups: warehouse catalogues the transform resolves URLs against
             (``TransformContext``): any of "facilities", "vendors", "products".
-        quarantine_key: per raw and mapped row, the ``quarantine.source_key`` text; None =
-            the ``key_field`` value.
+        quarantine_key: per raw row, the ``quarantine.source_key`` text; None = the
+            ``key_field`` value.
     """
 
     name: str
@@ -351,7 +351,7 @@ class EntitySpec:
     row_checks: tuple[Callable[[pd.DataFrame], pd.Series], ...] = ()
     summed: bool = False
     lookups: frozenset[str] = frozenset({"facilities", "vendors"})
-    quarantine_key: Callable[[pd.DataFrame, pd.DataFrame], pd.Series] | None = None
+    quarantine_key: Callable[[pd.DataFrame], pd.Series] | None = None
 
     def __post_init__(self) -> None:
         read = {self.key_field, self.cursor_field, *(r.source for r in self.mapping.values())}
@@ -372,10 +372,10 @@ class EntitySpec:
         """The warehouse primary-key columns."""
         return [c.name for c in self.table.primary_key.columns]
 
-    def source_key(self, raw: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
-        """The ``quarantine.source_key`` of each row (raw and mapped rows, same index)."""
+    def source_key(self, raw: pd.DataFrame) -> pd.Series:
+        """The ``quarantine.source_key`` of each raw row."""
         if self.quarantine_key is not None:
-            keys = self.quarantine_key(raw, frame)
+            keys = self.quarantine_key(raw)
         else:
             keys = raw.get(self.key_field, pd.Series(None, index=raw.index, dtype=object))
         return pd.Series([_key_text(k) for k in keys.tolist()], index=raw.index, dtype=object)
@@ -552,7 +552,7 @@ def _product_id_agrees(frame: pd.DataFrame) -> pd.Series:
     )
 
 
-def _stock_entry_key(raw: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
+def _stock_entry_key(raw: pd.DataFrame) -> pd.Series:
     """``productUrl@facilityUrl``, then the entry's lot, packing and order when it has them.
 
     Built from the entry's documented identity as Finale sent it, so the same entry has the

@@ -411,7 +411,7 @@ def list_problems(raw: pd.DataFrame, lists: Mapping[str, type]) -> dict[Any, lis
         values = raw[name].tolist()
         # The usual case in C-level passes: only lists (or nulls) of the right items.
         if set(map(type, values)) <= {list, type(None)} and set(
-            map(type, chain.from_iterable(v for v in values if v))
+            map(type, chain.from_iterable(filter(None, values)))
         ) <= {item_type}:
             continue
         expected = "an object" if item_type is dict else "text"

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -35,9 +34,8 @@ from pipeline.mapping import TransformContext
 from pipeline.transform import (
     ChunkResult,
     QuarantineRecord,
+    SeenIdentities,
     duplicate_label,
-    remember,
-    seen_before,
     transform_chunk,
 )
 from schemas import tables
@@ -204,9 +202,9 @@ class EntitySync:
         self._clock = time.monotonic()
         self._stager: StockStager | None = None
         self._held_keys: set[tuple[Any, ...]] = set()
-        # Identity hashes of the records this run has loaded, sorted: a record read again
-        # later in the same read is a duplicate, quarantined rather than overwriting.
-        self._seen = np.empty(0, dtype=np.uint64)
+        # Identities of the records this run has loaded: a record read again later in the
+        # same read is a duplicate, quarantined rather than overwriting.
+        self._seen = SeenIdentities()
         # Keys with an open quarantine entry (few): resolved when their record loads cleanly.
         self._open_quarantine: set[str] = set()
         # Summed entities: open keys read cleanly, by the key whose total they join; they
@@ -446,7 +444,7 @@ class EntitySync:
         if outcome is None:
             outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
         rendered = chunk.rendered
-        repeated = seen_before(self._seen, outcome.identities)
+        repeated = self._seen.add(outcome.identities)
         if repeated.any():
             outcome = outcome.quarantine_rows(
                 self.spec,
@@ -455,7 +453,6 @@ class EntitySync:
                 "record read earlier in this run, which was kept); this one is not loaded",
             )
             rendered = None
-        self._seen = remember(self._seen, [outcome.identities])
         now = _utcnow()
         conn = self.conn
         tx = self._begin()
@@ -489,7 +486,7 @@ class EntitySync:
         main = outcome.frames[self.spec.table.name]
         clean = [
             (key, position)
-            for position, key in enumerate(outcome.source_keys)
+            for position, key in enumerate(outcome.source_keys(self.spec))
             if key in self._open_quarantine
         ]
         if not clean:

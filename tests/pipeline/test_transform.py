@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -233,3 +234,20 @@ def test_a_field_the_mapping_reads_cannot_be_deferred() -> None:
     with pytest.raises(ValueError, match=r"products: deferred_fields \['cost'\] are read"):
         dataclasses.replace(products, deferred_fields=("priceList", "cost"))
     assert dataclasses.replace(products, deferred_fields=("priceList",)).deferred_fields
+
+
+def test_seen_identities_flag_what_an_earlier_chunk_of_the_read_loaded() -> None:
+    from pipeline.transform import SeenIdentities
+
+    seen = SeenIdentities()
+    first = np.array([30, 10, 20], dtype=np.uint64)
+    assert seen.add(first).tolist() == [False, False, False]
+    # In any order, mixed with new ones; the flags follow the input order.
+    assert seen.add(np.array([25, 20, 5, 30], dtype=np.uint64)).tolist() == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert seen.add(np.array([5, 99], dtype=np.uint64)).tolist() == [True, False]
+    assert seen.add(np.array([], dtype=np.uint64)).tolist() == []
