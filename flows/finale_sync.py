@@ -25,6 +25,7 @@ from connectors.finale.ratelimit import RateLimiter
 from deployments.setup import shared_limit_exists
 from invsync.settings import Settings, load_settings
 from pipeline.entities import ENTITIES, resolve_entities
+from pipeline.preflight import PreflightError, check_finale, check_warehouse
 from pipeline.sync import Chunk, EntitySync, SyncOptions
 from schemas.tables import sync_runs
 from tasks.report_tasks import health_before, notify_and_emit, publish_artifacts
@@ -297,7 +298,15 @@ def finale_sync(
     specs = resolve_entities(entities)
     settings = load_settings()
     settings.finale()  # fail now, naming the variable, not halfway through the run
-    upgrade(settings.warehouse_url)
+    try:
+        # A dead warehouse, a rejected key or an unreachable Finale fails the run once,
+        # here, rather than every entity in turn.
+        check_warehouse(settings.warehouse_url)
+        with _finale_client(settings) as client:
+            check_finale(client)
+    except PreflightError as exc:
+        logger.error("sync not started: %s", exc)
+        raise SyncFailed(f"not started: {exc}") from None
     engine = create_warehouse_engine(settings.warehouse_url)
     with engine.begin() as conn:
         stale = state.mark_stale_runs(

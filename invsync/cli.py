@@ -1,13 +1,22 @@
 """``invsync``: a small command line over the flows, the sandbox and the warehouse.
 
-This is the edge: it loads settings once and reports configuration problems as one clear
-line naming the variable, with exit code 2. Sync failures exit 1.
+This is the edge: it loads settings once, checks arguments, the warehouse and Finale before
+Prefect starts, and reports each problem as one short line naming the setting or option at
+fault (``--verbose`` adds the traceback).
+
+Exit codes: 0 success; 1 a run failed (or could not start: warehouse or Finale unreachable,
+credentials rejected); 2 bad arguments or settings; 3 nothing failed but an entity was
+skipped because another run holds its lock.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import logging
+import os
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,10 +28,74 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 db_app = typer.Typer(help="Warehouse schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+#: The entity names (``pipeline.entities.ENTITIES``, which the help must not import: pandas).
+ENTITY_NAMES = ("facilities", "vendors", "products", "stock", "purchase_orders")
+MODES = ("incremental", "full")
+ENTITIES_HELP = f"Comma-separated entities ({', '.join(ENTITY_NAMES)}), or 'all'."
+
+#: Exit code of a run in which nothing failed but an entity was skipped (lock busy).
+EXIT_SKIPPED = 3
+
+_verbose = False
+
 
 def _fail(message: str, code: int = 2) -> None:
+    if _verbose and sys.exc_info()[0] is not None:
+        traceback.print_exc()
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"invsync {importlib.metadata.version('inventory-sync')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks and Prefect's own logs.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """inventory-sync: Finale Inventory <-> warehouse."""
+    global _verbose
+    _verbose = verbose
+
+
+class _WithoutTraceback(logging.Formatter):
+    """Formats like ``inner`` but leaves tracebacks out (for this handler only: the
+    record, which Prefect also sends to its API with the traceback, is left as it was)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def _quiet_console() -> None:
+    """Without --verbose, Prefect's console lines keep their text but not their tracebacks:
+    a failure is then a few lines, and the command's own summary says why."""
+    if _verbose:
+        return
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            is_console = isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            )
+            if is_console and not isinstance(handler.formatter, _WithoutTraceback):
+                handler.setFormatter(_WithoutTraceback(handler.formatter or logging.Formatter()))
 
 
 def parse_instant(value: str | None, option: str) -> datetime | None:
@@ -39,21 +112,69 @@ def parse_instant(value: str | None, option: str) -> datetime | None:
 
 def _print_summary(results: dict[str, Any]) -> None:
     for name, r in results.items():
-        if r.get("status") == "failed" and "extracted" not in r:
-            typer.echo(f"{name:16} FAILED  {r.get('error')}")
+        why = f"  ({_first_line(r.get('error'))})" if r.get("error") else ""
+        if r.get("status") == "failed" and r.get("extracted") is None:
+            typer.echo(f"{name:16} failed{why}")
             continue
         typer.echo(
             f"{name:16} {r['status']:10} extracted={r['extracted']:<8} "
             f"inserted={r['inserted']:<8} updated={r['updated']:<8} "
             f"unchanged={r['unchanged']:<8} quarantined={r['quarantined']:<6} "
-            f"deleted={r['deleted']}"
+            f"deleted={r['deleted']}{why}"
         )
+
+
+def _first_line(text: Any, limit: int = 300) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _exit_code(ok: bool, summary: dict[str, Any]) -> int:
+    if not ok:
+        return 1
+    statuses = {r.get("status") for r in summary.get("entities", {}).values()}
+    return EXIT_SKIPPED if "skipped" in statuses else 0
+
+
+def _check_arguments(
+    entities: str, mode: str | None, since: datetime | None, until: datetime | None
+) -> list[str]:
+    """The entity names, or exit 2 naming the option at fault (before Prefect starts)."""
+    names = [n.strip() for n in entities.split(",") if n.strip()]
+    if not names:
+        _fail(f"--entities is empty; choose from {', '.join(ENTITY_NAMES)}, or 'all'")
+    if names != ["all"]:
+        unknown = [n for n in names if n not in ENTITY_NAMES]
+        if unknown:
+            _fail(
+                f"--entities: unknown entity {', '.join(unknown)}; choose from "
+                f"{', '.join(ENTITY_NAMES)}, or 'all'"
+            )
+    if mode is not None and mode not in MODES:
+        _fail(f"--mode {mode!r} is not a mode; choose from {', '.join(MODES)}")
+    if since is not None and until is not None and until <= since:
+        _fail(f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})")
+    return list(ENTITY_NAMES) if names == ["all"] else [n for n in ENTITY_NAMES if n in names]
+
+
+def _preflight(settings: Any) -> None:
+    """Warehouse and Finale reachable, credentials accepted; else exit 1, one line."""
+    from connectors.finale import FinaleClient
+    from pipeline.preflight import PreflightError, check_finale, check_warehouse
+
+    try:
+        check_warehouse(settings.warehouse_url)
+        with FinaleClient(settings.finale()) as client:
+            check_finale(client)
+    except PreflightError as exc:
+        _fail(str(exc), code=1)
 
 
 def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:
     """Run the ``finale-sync`` flow; return (succeeded, {"run_id", "entities"})."""
     from flows.finale_sync import SyncFailed, finale_sync
 
+    _quiet_console()
     state = finale_sync(**params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncFailed):
@@ -65,29 +186,33 @@ def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:
 
 @app.command()
 def sync(
-    entities: Annotated[str, typer.Option(help="Comma-separated entities, or 'all'.")] = "all",
-    mode: Annotated[str, typer.Option(help="incremental or full.")] = "incremental",
-    since: Annotated[str | None, typer.Option(help="ISO start of the range to read.")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO end of the range to read.")] = None,
-    chunk_size: Annotated[int | None, typer.Option(help="Records per chunk.")] = None,
+    entities: Annotated[str, typer.Option(help=ENTITIES_HELP)] = "all",
+    mode: Annotated[str, typer.Option(help=f"One of: {', '.join(MODES)}.")] = "incremental",
+    since: Annotated[
+        str | None, typer.Option(help="ISO date or datetime: start of the range to read.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="ISO date or datetime: end of the range (after --since).")
+    ] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Records per chunk.", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Do not commit rows.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status JSON.")] = False,
 ) -> None:
-    """Sync Finale into the warehouse (exit 0 on success, 1 on failure)."""
-    from pipeline.entities import resolve_entities
-
+    """Sync Finale into the warehouse (exit 0 success, 1 failure, 2 bad input, 3 skipped)."""
+    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
+    names = _check_arguments(entities, mode, start, end)
     try:
         settings = load_settings()
         settings.finale()
-        names = [s.name for s in resolve_entities(entities)]
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         _fail(str(exc))
         return
+    _preflight(settings)
     ok, summary = run_sync(
         entities=names,
         mode=mode,
-        since=parse_instant(since, "--since"),
-        until=parse_instant(until, "--until"),
+        since=start,
+        until=end,
         chunk_size=chunk_size,
         dry_run=dry_run,
     )
@@ -96,8 +221,9 @@ def sync(
     else:
         _print_summary(summary.get("entities", {}))
         if not ok:
-            typer.secho(f"sync failed: {summary.get('error', '')}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(0 if ok else 1)
+            message = _first_line(summary.get("error", ""))
+            typer.secho(f"sync failed: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(_exit_code(ok, summary))
 
 
 def _statuses(warehouse_url: str, names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -154,23 +280,26 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 @app.command()
 def backfill(
-    since: Annotated[str, typer.Option(help="ISO start of the range to re-read.")],
-    until: Annotated[str, typer.Option(help="ISO end of the range to re-read.")],
-    entities: Annotated[str, typer.Option(help="Comma-separated entities, or 'all'.")] = "all",
-    chunk_size: Annotated[int | None, typer.Option(help="Records per chunk.")] = None,
+    since: Annotated[str, typer.Option(help="ISO date or datetime: start of the range.")],
+    until: Annotated[str, typer.Option(help="ISO date or datetime: end (after --since).")],
+    entities: Annotated[str, typer.Option(help=ENTITIES_HELP)] = "all",
+    chunk_size: Annotated[int | None, typer.Option(help="Records per chunk.", min=1)] = None,
 ) -> None:
     """Re-read a date range in windows of at most 30 days; rerun to resume after a failure."""
-    from flows.backfill import finale_backfill
-    from pipeline.entities import resolve_entities
-
+    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
+    chosen = _check_arguments(entities, None, start, end)
     try:
         settings = load_settings()
         settings.finale()
-        names = [s.name for s in resolve_entities(entities) if s.incremental]
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         _fail(str(exc))
         return
-    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
+    _preflight(settings)
+    from flows.backfill import finale_backfill
+    from pipeline.entities import ENTITIES
+
+    _quiet_console()
+    names = [name for name in chosen if ENTITIES[name].incremental]
     with typer.progressbar(length=100, label="backfill") as bar:
         shown = 0
 
@@ -273,6 +402,9 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
+    # The CLI's temporary Prefect server would try to send usage analytics, which fails
+    # (loudly) on a machine without internet; off unless the user chose otherwise.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     app()
 
 

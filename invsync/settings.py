@@ -122,19 +122,21 @@ class Settings(BaseSettings):
     @field_validator("warehouse_url")
     @classmethod
     def _sqlalchemy_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
+        from warehouse.db import normalize_url
+
+        examples = (
+            "use e.g. postgresql://user:password@host:5432/db (postgres:// and "
+            "postgresql+psycopg:// work too) or sqlite:///./data/warehouse.db"
+        )
         try:
-            url = make_url(value)
+            url = normalize_url(value)  # postgres:// and postgresql:// -> psycopg 3
         except ArgumentError as exc:
-            raise ValueError(
-                "not a SQLAlchemy URL; use e.g. postgresql+psycopg://user@host/db "
-                "or sqlite:///./data/warehouse.db"
-            ) from exc
+            raise ValueError(f"{value!r} is not a database URL; {examples}") from exc
         if url.get_backend_name() not in ("postgresql", "sqlite"):
-            raise ValueError("only postgresql and sqlite warehouses are supported")
-        return value
+            raise ValueError(f"{url.get_backend_name()!r} warehouses are not supported; {examples}")
+        return url.render_as_string(hide_password=False)
 
     def finale(self) -> FinaleSettings:
         """Validate and return the Finale connection settings.

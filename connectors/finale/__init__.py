@@ -24,6 +24,7 @@ from connectors.finale.errors import (
     InvalidRequestError,
     RetryableError,
     SessionExpired,
+    UnreachableError,
 )
 from connectors.finale.filters import decode_filter, encode_filter
 from connectors.finale.orders import OrderAction
@@ -47,6 +48,7 @@ __all__ = [
     "RetryableError",
     "SessionExpired",
     "TokenBucket",
+    "UnreachableError",
     "WindowChunk",
     "apply_converters",
     "decode_filter",

@@ -175,6 +175,17 @@ class FinaleClient:
         """``{base_url}/{account}/api``: the root of every collection."""
         return self._api
 
+    def check_access(self) -> None:
+        """One small read (a page of one facility), to fail before a run starts.
+
+        Raises:
+            AuthError: the credentials are rejected (names the settings to fix).
+            UnreachableError: Finale cannot be reached (names FINALE_BASE_URL), after the
+                short unreachable retry budget.
+            FinaleError: any other failure of the request.
+        """
+        self._read_collection(self._collection_url("facility"), {"limit": 1, "offset": 0})
+
     # -- full reads ----------------------------------------------------------------------------
 
     def iter_collection(
@@ -576,7 +587,9 @@ class FinaleClient:
 
 
 def _default_http(settings: FinaleSettings) -> httpx.Client:
-    timeout = httpx.Timeout(settings.timeout_seconds, connect=min(settings.timeout_seconds, 15.0))
+    # A connection is made in milliseconds or not at all: a short connect timeout keeps an
+    # unreachable Finale (a dropped SYN) within the unreachable budget.
+    timeout = httpx.Timeout(settings.timeout_seconds, connect=min(settings.timeout_seconds, 5.0))
     return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
 
 

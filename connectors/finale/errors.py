@@ -106,6 +106,11 @@ class SessionExpired(RetryableError):
         super().__init__(message, **kwargs)
 
 
+class UnreachableError(RetryableError):
+    """Finale could not be reached at all (connection refused, DNS, TLS): retried only for
+    a short, bounded time (``RetryPolicy.max_unreachable_seconds``), then reported once."""
+
+
 class FatalError(FinaleError):
     """Retrying cannot help: the request, the data or the configuration must change."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from connectors.finale.errors import RetryableError
+from connectors.finale.errors import RetryableError, UnreachableError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ class RetryPolicy:
         base_delay: backoff scale: attempt n waits up to ``base_delay * 2**n`` seconds.
         max_delay: cap for one backoff delay.
         max_total_wait: cap for the sum of all waits of one request.
+        max_unreachable_seconds: how long (attempts included) to keep retrying while Finale
+            cannot be reached at all: a wrong FINALE_BASE_URL or a dead network should fail
+            within seconds, not after the whole budget.
         rng: source of jitter (seed it in tests).
     """
 
@@ -37,6 +40,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_total_wait: float = 300.0
+    max_unreachable_seconds: float = 12.0
     rng: random.Random = field(default_factory=random.Random)
 
     def backoff(self, retry_number: int) -> float:
@@ -44,16 +48,21 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * (2**retry_number))
         return self.rng.uniform(0.0, ceiling)
 
-    def delay(self, retry_number: int, error: RetryableError, waited: float) -> float | None:
+    def delay(
+        self, retry_number: int, error: RetryableError, waited: float, elapsed: float = 0.0
+    ) -> float | None:
         """Seconds to wait before retry ``retry_number``, or None when the budget is spent.
 
         A server-sent ``Retry-After`` is honoured exactly (it knows when its bucket refills);
-        otherwise the delay is full-jitter backoff.
+        otherwise the delay is full-jitter backoff. ``elapsed``: seconds since the first
+        attempt, which bounds the retries of an unreachable Finale.
         """
         if retry_number >= self.max_retries:
             return None
         delay = error.retry_after if error.retry_after is not None else self.backoff(retry_number)
         if waited + delay > self.max_total_wait:
+            return None
+        if isinstance(error, UnreachableError) and elapsed + delay > self.max_unreachable_seconds:
             return None
         return delay
 
@@ -65,6 +74,7 @@ class Retrier:
         policy: the budget and backoff.
         sleep: blocking sleep (injectable for tests).
         on_retry: called with (error, delay) before each sleep, e.g. to count retries.
+        clock: monotonic seconds (injectable for tests), for the unreachable budget.
     """
 
     def __init__(
@@ -73,11 +83,13 @@ class Retrier:
         *,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[RetryableError, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Bind the policy to a sleep function."""
         self.policy = policy
         self._sleep = sleep
         self._on_retry = on_retry
+        self._clock = clock
 
     def run(self, operation: Callable[[], T], *, idempotent: bool = True) -> T:
         """Call ``operation`` until it succeeds, raises a non-retryable error, or the budget ends.
@@ -95,6 +107,7 @@ class Retrier:
         """
         waited = 0.0
         retry_number = 0
+        started = self._clock()
         while True:
             try:
                 return operation()
@@ -106,7 +119,8 @@ class Retrier:
                         "applied: check Finale before repeating it"
                     )
                     raise
-                delay = self.policy.delay(retry_number, error, waited)
+                elapsed = max(self._clock() - started, waited)  # a fake sleep moves no clock
+                delay = self.policy.delay(retry_number, error, waited, elapsed)
                 if delay is None:
                     if error.retry_after is not None and retry_number < self.policy.max_retries:
                         error.message += (

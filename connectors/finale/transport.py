@@ -24,6 +24,7 @@ from connectors.finale.errors import (
     InvalidRequestError,
     RetryableError,
     SessionExpired,
+    UnreachableError,
     error_for_status,
     parse_retry_after,
     server_message_of,
@@ -281,6 +282,13 @@ class Transport:
             raise FatalError(
                 f"cannot send the request ({type(exc).__name__}: {exc}); check FINALE_BASE_URL",
                 url=self._redactor.url(url),
+            ) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UnreachableError(
+                f"cannot reach Finale at {self._origin} ({type(exc).__name__}: {exc}); check "
+                "FINALE_BASE_URL and the network",
+                url=self._redactor.url(url),
+                maybe_processed=False,
             ) from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(

@@ -8,7 +8,14 @@ import threading
 import pytest
 from finale_fakes import FakeTime
 
-from connectors.finale import FatalError, RateLimiter, RetryableError, RetryPolicy, TokenBucket
+from connectors.finale import (
+    FatalError,
+    RateLimiter,
+    RetryableError,
+    RetryPolicy,
+    TokenBucket,
+    UnreachableError,
+)
 from connectors.finale.retry import Retrier
 
 
@@ -160,3 +167,33 @@ def test_non_idempotent_writes_are_repeated_only_when_certainly_not_applied(
     else:
         assert retrier.run(write, idempotent=False) == "ok"
     assert calls == expected_calls
+
+
+def test_an_unreachable_finale_is_retried_only_for_the_short_unreachable_budget() -> None:
+    clock = [0.0]
+
+    def attempt() -> None:
+        clock[0] += 5.0  # each attempt waits out a 5 s connect timeout
+        raise UnreachableError("cannot reach Finale; check FINALE_BASE_URL")
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    policy = RetryPolicy(max_retries=6, base_delay=0.5, max_unreachable_seconds=12.0)
+    retrier = Retrier(policy, sleep=sleep, clock=lambda: clock[0])
+    with pytest.raises(UnreachableError) as error:
+        retrier.run(attempt)
+    # Retried while within 12 s of the first attempt, then reported; far short of the
+    # six retries a dropped connection would get.
+    assert 2 <= error.value.attempts <= 3
+    assert clock[0] < 12.0 + 5.0 + 1.0
+    # Other transient errors keep the full budget.
+    count = [0]
+
+    def flaky() -> None:
+        count[0] += 1
+        raise RetryableError("HTTP 503")
+
+    with pytest.raises(RetryableError):
+        Retrier(policy, sleep=lambda s: None, clock=lambda: 0.0).run(flaky)
+    assert count[0] == 7
