@@ -162,12 +162,19 @@ def _preflight(settings: Any) -> None:
     from connectors.finale import FinaleClient
     from pipeline.preflight import PreflightError, check_finale, check_warehouse
 
+    # Each retry logs a warning; without --verbose the one final line says it all.
+    retries = logging.getLogger("connectors.finale")
+    level = retries.level
+    if not _verbose:
+        retries.setLevel(logging.ERROR)
     try:
         check_warehouse(settings.warehouse_url)
         with FinaleClient(settings.finale()) as client:
             check_finale(client)
     except PreflightError as exc:
         _fail(str(exc), code=1)
+    finally:
+        retries.setLevel(level)
 
 
 def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:

@@ -11,7 +11,7 @@ Public API:
 - ``channels_from_settings(settings)`` and ``Notifier(channels).send(alert)``.
 """
 
-from notifications.alert import ALERT_KINDS, Alert, AlertKind, transition
+from notifications.alert import ALERT_KINDS, Alert, AlertKind, flow_run_link, transition
 from notifications.channels import Channel, DeliveryError, SendGridChannel, SlackChannel
 from notifications.message import Message, render
 from notifications.notifier import Notifier, channels_from_settings
@@ -28,6 +28,7 @@ __all__ = [
     "SendGridChannel",
     "SlackChannel",
     "channels_from_settings",
+    "flow_run_link",
     "redact_secrets",
     "render",
     "summarize_error",

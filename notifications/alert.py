@@ -201,6 +201,23 @@ class Alert:
         )
 
 
+def flow_run_link(
+    run_id: str | None, run_name: str | None, ui_url: str | None, api_url: str | None
+) -> str | None:
+    """Where an alert points the reader: the flow run in the Prefect UI, or its name.
+
+    The UI address is ``PREFECT_UI_URL``, else the API's (``PREFECT_API_URL`` without its
+    ``/api``); with neither (a CLI run on a temporary server) the run is named instead of
+    linked, never as a broken ``None/flow-runs/...`` link.
+    """
+    if not run_id:
+        return None
+    base = ui_url or (api_url.removesuffix("/").removesuffix("/api") if api_url else None)
+    if base:
+        return f"{base.rstrip('/')}/flow-runs/flow-run/{run_id}"
+    return f"{run_name or 'flow run'} ({run_id}); no Prefect UI address is set (PREFECT_UI_URL)"
+
+
 def _parse_time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value

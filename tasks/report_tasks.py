@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from invsync.settings import Settings
-from notifications import Alert, Notifier, channels_from_settings, transition
+from notifications import Alert, Notifier, channels_from_settings, flow_run_link, transition
 from pipeline.status import all_statuses, entity_status
 from reporting import emit_sync_event, publish_run_artifacts
 from schemas.tables import sync_runs
@@ -63,12 +63,20 @@ def notify_and_emit(
         kind,
         result,
         deployment=deployment.name,
-        flow_run_url=flow_run.ui_url,
+        flow_run_url=_flow_run_link(),
         status=status,
     )
     delivered = Notifier(channels_from_settings(settings)).send(alert)
     log.info("%s alert for %s delivered to: %s", kind, entity, ", ".join(delivered) or "none")
     return kind
+
+
+def _flow_run_link() -> str | None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return flow_run_link(
+        flow_run.id, flow_run.name, PREFECT_UI_URL.value(), PREFECT_API_URL.value()
+    )
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)

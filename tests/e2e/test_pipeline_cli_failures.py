@@ -191,7 +191,7 @@ def test_a_run_skipped_for_a_busy_lock_exits_3_and_says_so(
 
 
 def test_version_and_help_say_what_options_take(tmp_path: Path) -> None:
-    env = child_env(None, f"sqlite:///{tmp_path / 'w.db'}")
+    env = child_env(None, f"sqlite:///{tmp_path / 'w.db'}", COLUMNS="300")  # no wrapping
 
     code, output, _ = run(["--version"], env, tmp_path)
     assert code == 0 and output.startswith("invsync ")

@@ -133,3 +133,24 @@ def test_recovery_alert_carries_no_error() -> None:
     alert = Alert.from_result("recovered", {"entity": "stock", "status": "succeeded",
                                             "error": "old"})  # fmt: skip
     assert alert.error is None
+
+
+@pytest.mark.parametrize(
+    ("ui", "api", "link"),
+    [
+        pytest.param("http://ui:4200", None, "http://ui:4200/flow-runs/flow-run/R1", id="ui"),
+        pytest.param(
+            None, "http://srv:4200/api", "http://srv:4200/flow-runs/flow-run/R1", id="api"
+        ),
+        pytest.param(None, None, "sync-stock (R1); no Prefect UI address is set", id="none"),
+    ],
+)
+def test_alerts_link_the_flow_run_or_name_it_never_a_broken_link(
+    ui: str | None, api: str | None, link: str
+) -> None:
+    from notifications import flow_run_link
+
+    got = flow_run_link("R1", "sync-stock", ui, api)
+    assert got is not None and got.startswith(link)
+    assert "None/" not in got
+    assert flow_run_link(None, None, ui, api) is None
