@@ -165,7 +165,7 @@ def sync_entity(
     engine = create_warehouse_engine(settings.warehouse_url)
     try:
         with engine.connect() as conn:
-            previous_health = health_before(conn, entity)
+            previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
         try:
             with entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds):
                 result = _run_entity(settings, engine, spec, options, run_id)
@@ -346,7 +346,7 @@ def finale_sync(
                 "error": message,
             }
             logger.error("%s failed: %s", spec.name, message)
-    publish_artifacts(engine, list(results.values()), run_id)
+    publish_artifacts(engine, list(results.values()), run_id, settings.quarantine_fail_ratio)
     engine.dispose()
     summary = {"run_id": run_id, "entities": results}
     if failures:

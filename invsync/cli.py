@@ -224,7 +224,7 @@ def sync(
         dry_run=dry_run,
     )
     if as_json:
-        typer.echo(json.dumps(_statuses(settings.warehouse_url, names), indent=2))
+        typer.echo(json.dumps(_statuses(settings, names), indent=2))
     else:
         _print_summary(summary.get("entities", {}))
         if not ok:
@@ -233,16 +233,16 @@ def sync(
     raise typer.Exit(_exit_code(ok, summary))
 
 
-def _statuses(warehouse_url: str, names: list[str] | None = None) -> list[dict[str, Any]]:
+def _statuses(settings: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
     from pipeline.status import all_statuses
     from warehouse.db import create_warehouse_engine
     from warehouse.migrate import upgrade
 
-    upgrade(warehouse_url)
-    engine = create_warehouse_engine(warehouse_url)
+    upgrade(settings.warehouse_url)
+    engine = create_warehouse_engine(settings.warehouse_url)
     try:
         with engine.connect() as conn:
-            rows = all_statuses(conn)
+            rows = all_statuses(conn, quarantine_ratio=settings.quarantine_fail_ratio)
     finally:
         engine.dispose()
     return [r for r in rows if names is None or r["entity"] in names]
@@ -258,7 +258,7 @@ def status(
     except ConfigError as exc:
         _fail(str(exc))
         return
-    rows = _statuses(settings.warehouse_url)
+    rows = _statuses(settings)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

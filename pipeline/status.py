@@ -11,7 +11,10 @@ successful one:
             once the last success is older than one interval (never synced -> -30)
 
     status = "failing" if the latest run failed or score < 50,
-             "degraded" if score < 80, else "operational".
+             "degraded" if score < 80, or if the latest run quarantined a larger share of
+                        its records than QUARANTINE_FAIL_RATIO (the run itself fails only
+                        once it also reaches QUARANTINE_FAIL_MIN_RECORDS),
+             else "operational".
 
 The expected interval is the entity's schedule in prefect.yaml (stock 15 min, others 60).
 
@@ -97,8 +100,21 @@ def _row(record: Any) -> RunRow:
     )
 
 
-def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None) -> dict[str, Any]:
-    """The status JSON of one entity, from its runs in ``sync_runs`` and its open quarantine."""
+#: QUARANTINE_FAIL_RATIO's default (``invsync.settings``), for callers without settings.
+DEFAULT_QUARANTINE_RATIO = 0.05
+
+
+def entity_status(
+    conn: sa.Connection,
+    entity: str,
+    now: datetime | None = None,
+    quarantine_ratio: float = DEFAULT_QUARANTINE_RATIO,
+) -> dict[str, Any]:
+    """The status JSON of one entity, from its runs in ``sync_runs`` and its open quarantine.
+
+    ``quarantine_ratio``: QUARANTINE_FAIL_RATIO; a latest run that quarantined a larger
+    share of its records is at least degraded.
+    """
     now = now or datetime.now(UTC)
     finished = (
         sa.select(sync_runs)
@@ -113,9 +129,12 @@ def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None)
     success = _row(success_rec) if success_rec else None
     interval = EXPECTED_INTERVAL.get(entity, timedelta(hours=1))
     score = health_score(latest, success, now, interval)
+    too_much_quarantined = bool(
+        latest and latest.extracted and latest.quarantined / latest.extracted > quarantine_ratio
+    )
     if (latest is not None and latest.status in FAILED_STATES) or score < 50:
         status = "failing"
-    elif score < 80:
+    elif score < 80 or too_much_quarantined:
         status = "degraded"
     else:
         status = "operational"
@@ -144,6 +163,10 @@ def entity_status(conn: sa.Connection, entity: str, now: datetime | None = None)
     }
 
 
-def all_statuses(conn: sa.Connection, now: datetime | None = None) -> list[dict[str, Any]]:
+def all_statuses(
+    conn: sa.Connection,
+    now: datetime | None = None,
+    quarantine_ratio: float = DEFAULT_QUARANTINE_RATIO,
+) -> list[dict[str, Any]]:
     """The status JSON of every entity, in dependency order."""
-    return [entity_status(conn, name, now) for name in ENTITIES]
+    return [entity_status(conn, name, now, quarantine_ratio) for name in ENTITIES]

@@ -24,14 +24,18 @@ from schemas.tables import sync_runs
 log = logging.getLogger(__name__)
 
 
-def health_before(conn: sa.Connection, entity: str) -> str | None:
+def health_before(conn: sa.Connection, entity: str, quarantine_ratio: float) -> str | None:
     """The entity's health before a run: None if it never finished a run (a first run)."""
     finished = conn.execute(
         sa.select(sa.func.count())
         .select_from(sync_runs)
         .where(sync_runs.c.entity == entity, sync_runs.c.status != "running")
     ).scalar_one()
-    return entity_status(conn, entity)["status"] if finished else None
+    return (
+        entity_status(conn, entity, quarantine_ratio=quarantine_ratio)["status"]
+        if finished
+        else None
+    )
 
 
 @task(name="notify-and-emit", cache_policy=NO_CACHE)
@@ -48,7 +52,7 @@ def notify_and_emit(
     """
     entity = str(result["entity"])
     with engine.connect() as conn:
-        status = entity_status(conn, entity)
+        status = entity_status(conn, entity, quarantine_ratio=settings.quarantine_fail_ratio)
     if result.get("status") == "skipped":
         return None
     try:
@@ -81,9 +85,12 @@ def _flow_run_link() -> str | None:
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
 def publish_artifacts(
-    engine: sa.Engine, results: Sequence[Mapping[str, Any]], run_id: str
+    engine: sa.Engine,
+    results: Sequence[Mapping[str, Any]],
+    run_id: str,
+    quarantine_ratio: float,
 ) -> list[str]:
     """Publish the counts, quarantine-sample and health artifacts of the run."""
     with engine.connect() as conn:
-        statuses = all_statuses(conn)
+        statuses = all_statuses(conn, quarantine_ratio=quarantine_ratio)
     return list(publish_run_artifacts(results, statuses, run_id=run_id))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
-from pipeline.status import RunRow, health_score
+from pipeline.status import RunRow, entity_status, health_score
+from warehouse import state
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -45,3 +47,28 @@ def run(
 )
 def test_health_score(latest: RunRow | None, success: RunRow | None, expected: int) -> None:
     assert health_score(latest, success, NOW, HOUR) == expected
+
+
+@pytest.mark.parametrize(
+    ("ratio", "status"),
+    [
+        pytest.param(0.05, "degraded", id="above-threshold"),
+        pytest.param(0.1, "operational", id="below"),
+    ],
+)
+def test_a_quarantine_share_above_the_threshold_alone_degrades_the_entity(
+    engine: sa.Engine, ratio: float, status: str
+) -> None:
+    # 6 of 100 records quarantined: too few to fail the run (at least 3 and above 5% would
+    # fail it; here the run succeeded, e.g. a threshold of 10 records), score 80 or more.
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        state.start_run(conn, "r1", None, "vendors", "incremental", now - timedelta(minutes=2))
+        state.finish_run(
+            conn, "r1", "vendors", "succeeded", finished_at=now - timedelta(minutes=1),
+            extracted=100, inserted=94, quarantined=6,
+        )  # fmt: skip
+    with engine.connect() as conn:
+        row = entity_status(conn, "vendors", now, quarantine_ratio=ratio)
+    assert row["health_score"] >= 76
+    assert row["status"] == status
