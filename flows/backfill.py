@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from pipeline.entities import resolve_entities
 from warehouse import backfills
@@ -94,11 +95,11 @@ def finale_backfill(
                 else:
                     result = sync_entity(
                         entity=spec.name,
-                        mode="incremental",
+                        mode="backfill",
                         since=start,
                         until=end,
                         chunk_size=chunk_size,
-                        advance_watermark=False,
+                        parent_flow_run_id=str(flow_run.id) if flow_run.id else None,
                     )
                     with engine.begin() as conn:
                         backfills.record_window(conn, bid, spec.name, start, end, result)

@@ -138,6 +138,7 @@ def sync_entity(
     run_id: str | None = None,
     advance_watermark: bool = True,
     overlap_minutes: int | None = None,
+    parent_flow_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Sync one entity: extract pages -> validate -> transform -> load, chunk by chunk.
 
@@ -146,6 +147,8 @@ def sync_entity(
     waits ``LOCK_WAIT_SECONDS`` and is then skipped with a log line. ``advance_watermark=False``
     (backfills) loads the rows but leaves the watermark alone; ``overlap_minutes`` overrides
     SYNC_OVERLAP_MINUTES (a backfill's windows are contiguous, so it reads with none).
+    ``parent_flow_run_id`` records the run under that flow run (a backfill's) rather than
+    this subflow's.
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -168,7 +171,7 @@ def sync_entity(
             previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
         try:
             with entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds):
-                result = _run_entity(settings, engine, spec, options, run_id)
+                result = _run_entity(settings, engine, spec, options, run_id, parent_flow_run_id)
         except EntityLocked as exc:
             logger.warning(str(exc))
             return _skipped(run_id, entity, options.mode, engine, str(exc))
@@ -199,7 +202,12 @@ def sync_entity(
 
 
 def _run_entity(
-    settings: Settings, engine: sa.Engine, spec: Any, options: SyncOptions, run_id: str
+    settings: Settings,
+    engine: sa.Engine,
+    spec: Any,
+    options: SyncOptions,
+    run_id: str,
+    parent_flow_run_id: str | None = None,
 ) -> dict[str, Any]:
     with (
         _finale_client(settings) as client,
@@ -209,7 +217,7 @@ def _run_entity(
             engine,
             run_id=run_id,
             options=options,
-            flow_run_id=str(flow_run.id) if flow_run.id else None,
+            flow_run_id=parent_flow_run_id or (str(flow_run.id) if flow_run.id else None),
         ) as sync,
     ):
         if options.parallel_chunks > 1:

@@ -45,7 +45,9 @@ from warehouse.stock import StockStager
 
 log = logging.getLogger(__name__)
 
-MODES = ("incremental", "full")
+#: How a run reads. "backfill" reads [since, until] like "incremental" but never moves the
+#: watermark, and is recorded (sync_runs, subflow names, events) as a backfill.
+MODES = ("incremental", "full", "backfill")
 
 #: The result fields written to ``sync_runs`` when a run finishes.
 RUN_FIELDS = (
@@ -327,6 +329,8 @@ class EntitySync:
         a gap of records nobody read.
         """
         if not (self.spec.incremental and self.options.advance_watermark):
+            return False
+        if self.options.mode == "backfill":
             return False
         since, mark = self.options.since, self.result.watermark_before
         return since is None or (mark is not None and since <= mark)

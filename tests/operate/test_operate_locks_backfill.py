@@ -7,11 +7,17 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
 from prefect import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
 
 from flows.backfill import backfill_id, finale_backfill, plan_windows
 from flows.finale_sync import sync_entity
@@ -133,6 +139,12 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
             sa.select(tables.sync_state.c.watermark).where(tables.sync_state.c.entity == "products")
         ).scalar_one()
         assert after == watermark
+        # Each window's run is recorded as a backfill, under the backfill's flow run.
+        runs = conn.execute(
+            sa.select(tables.sync_runs.c.mode, tables.sync_runs.c.flow_run_id).where(
+                tables.sync_runs.c.run_id != first["run_id"]
+            )
+        ).all()
         recorded = conn.execute(
             sa.select(sa.func.count()).select_from(tables.backfill_windows)
         ).scalar_one()
@@ -147,6 +159,18 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
         )
     assert progress_artifacts and progress_artifacts[-1].type == "progress"
     assert float(progress_artifacts[-1].data) == 100.0  # type: ignore[arg-type]
+    assert [mode for mode, _ in runs] == ["backfill"] * 3
+    (backfill_run,) = {flow_run_id for _, flow_run_id in runs}
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(UUID(backfill_run))
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
+            )
+        )
+        backfill_flow = client.read_flow(parent.flow_id)
+    assert backfill_flow.name == "finale-backfill"
+    assert sorted(child.name for child in children) == ["sync-products-backfill"] * 3
 
     again = finale_backfill(since=since, until=until, entities=["products"])
     assert again["skipped"] == 3 and again["entities"]["products"] == {}
