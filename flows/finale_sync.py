@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ import sqlalchemy as sa
 from prefect import Flow, State, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.futures import PrefectFuture
+from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -38,6 +41,10 @@ from warehouse.state import CRASHED, RUNNING
 
 #: A single entity run that takes longer than this is stopped and marked failed by Prefect.
 ENTITY_TIMEOUT_SECONDS = 4 * 3600
+
+#: The project's own loggers: their lines (retries, rate-limit pauses, window splits) belong
+#: in the flow run's logs in the Prefect UI, not only in the worker's terminal.
+PROJECT_LOGGERS = ("connectors", "pipeline", "warehouse")
 
 #: Threads of ``sync-entity``'s task runner: the upper bound of SYNC_PARALLEL_CHUNKS. A run
 #: never has more than its SYNC_PARALLEL_CHUNKS prepare tasks in flight, so the threads it
@@ -170,7 +177,10 @@ def sync_entity(
         with engine.connect() as conn:
             previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
         try:
-            with entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds):
+            with (
+                entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds),
+                _project_logs_to_run(str(flow_run.id) if flow_run.id else None),
+            ):
                 result = _run_entity(settings, engine, spec, options, run_id, parent_flow_run_id)
         except EntityLocked as exc:
             logger.warning(str(exc))
@@ -199,6 +209,41 @@ def sync_entity(
         result["deleted"],
     )
     return result
+
+
+class _StampRun(logging.Filter):
+    """Names the flow run on each record: lines from the run's other threads (read-ahead,
+    parallel prepares) have no Prefect context of their own."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        super().__init__()
+        self.flow_run_id = flow_run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.flow_run_id = self.flow_run_id
+        return True
+
+
+@contextmanager
+def _project_logs_to_run(flow_run_id: str | None) -> Iterator[None]:
+    """Send the project's INFO-and-above log lines to this flow run's logs while it runs."""
+    if flow_run_id is None:
+        yield
+        return
+    handler = APILogHandler(level=logging.INFO)
+    handler.addFilter(_StampRun(flow_run_id))
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 def _run_entity(

@@ -208,13 +208,13 @@ def flow_run_link(
 
     The UI address is ``PREFECT_UI_URL``, else the API's (``PREFECT_API_URL`` without its
     ``/api``); with neither (a CLI run on a temporary server) the run is named instead of
-    linked, never as a broken ``None/flow-runs/...`` link.
+    linked, never as a broken ``None/runs/...`` link.
     """
     if not run_id:
         return None
     base = ui_url or (api_url.removesuffix("/").removesuffix("/api") if api_url else None)
     if base:
-        return f"{base.rstrip('/')}/flow-runs/flow-run/{run_id}"
+        return f"{base.rstrip('/')}/runs/flow-run/{run_id}"  # the UI's path, as Prefect logs it
     return f"{run_name or 'flow run'} ({run_id}); no Prefect UI address is set (PREFECT_UI_URL)"
 
 

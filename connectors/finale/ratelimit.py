@@ -8,6 +8,7 @@ concurrent syncs from pushing each other into 429s.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,11 @@ Sleep = Callable[[float], None]
 
 # A reset value this large is an epoch timestamp, not a delay (some APIs send either).
 _EPOCH_THRESHOLD = 1_000_000_000.0
+
+#: Own throttling waits at least this long are logged (shorter ones are the normal pace).
+LOGGED_WAIT_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class TokenBucket:
@@ -137,6 +143,8 @@ class RateLimiter:
             started = time.monotonic()
             self.shared(method)
             waited += time.monotonic() - started
+        if waited >= LOGGED_WAIT_SECONDS:
+            log.info("rate limit: waited %.1fs for a %s request slot", waited, method.upper())
         return waited
 
     def observe(self, method: str, status: int, headers: Mapping[str, str]) -> float | None:
@@ -161,6 +169,14 @@ class RateLimiter:
                 pause = max(pause or 0.0, reset)
         if pause is not None and pause > 0:
             self.bucket(method).pause(pause)
+            # Always said: a pause is the server telling us to slow down.
+            log.warning(
+                "rate limit: Finale answered %d with no requests left; pausing %s requests "
+                "for %.1fs",
+                status,
+                method.upper(),
+                pause,
+            )
             return pause
         return None
 

@@ -197,3 +197,20 @@ def test_an_unreachable_finale_is_retried_only_for_the_short_unreachable_budget(
     with pytest.raises(RetryableError):
         Retrier(policy, sleep=lambda s: None, clock=lambda: 0.0).run(flaky)
     assert count[0] == 7
+
+
+def test_every_rate_limit_pause_is_logged_with_its_length(
+    fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter.per_minute(
+        1e9, clock=fake_time.monotonic, sleep=fake_time.sleep, wall_clock=lambda: 0.0
+    )
+    with caplog.at_level("INFO", logger="connectors.finale.ratelimit"):
+        limiter.observe("GET", 429, {"retry-after": "3"})
+        limiter.acquire("GET")  # waits out the 3 s pause
+        limiter.observe("GET", 200, {"x-ratelimit-remaining": "5"})  # no pause: no line
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "rate limit: Finale answered 429 with no requests left; pausing GET requests for 3.0s",
+        "rate limit: waited 3.0s for a GET request slot",
+    ]

@@ -138,10 +138,8 @@ def test_recovery_alert_carries_no_error() -> None:
 @pytest.mark.parametrize(
     ("ui", "api", "link"),
     [
-        pytest.param("http://ui:4200", None, "http://ui:4200/flow-runs/flow-run/R1", id="ui"),
-        pytest.param(
-            None, "http://srv:4200/api", "http://srv:4200/flow-runs/flow-run/R1", id="api"
-        ),
+        pytest.param("http://ui:4200", None, "http://ui:4200/runs/flow-run/R1", id="ui"),
+        pytest.param(None, "http://srv:4200/api", "http://srv:4200/runs/flow-run/R1", id="api"),
         pytest.param(None, None, "sync-stock (R1); no Prefect UI address is set", id="none"),
     ],
 )
