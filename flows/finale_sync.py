@@ -178,10 +178,13 @@ def sync_entity(
             previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
         try:
             with (
-                entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds),
+                entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds) as locked,
                 _project_logs_to_run(str(flow_run.id) if flow_run.id else None),
             ):
-                result = _run_entity(settings, engine, spec, options, run_id, parent_flow_run_id)
+                # The run writes on the lock's own connection: it cannot go on unlocked.
+                result = _run_entity(
+                    settings, engine, spec, options, run_id, parent_flow_run_id, locked
+                )
         except EntityLocked as exc:
             logger.warning(str(exc))
             return _skipped(run_id, entity, options.mode, engine, str(exc))
@@ -253,6 +256,7 @@ def _run_entity(
     options: SyncOptions,
     run_id: str,
     parent_flow_run_id: str | None = None,
+    conn: sa.Connection | None = None,
 ) -> dict[str, Any]:
     with (
         _finale_client(settings) as client,
@@ -263,6 +267,7 @@ def _run_entity(
             run_id=run_id,
             options=options,
             flow_run_id=parent_flow_run_id or (str(flow_run.id) if flow_run.id else None),
+            conn=conn,
         ) as sync,
     ):
         if options.parallel_chunks > 1:

@@ -192,7 +192,14 @@ class EntitySync:
         run_id: str,
         options: SyncOptions,
         flow_run_id: str | None = None,
+        conn: sa.Connection | None = None,
     ) -> None:
+        """Prepare a run; nothing is read or written before ``__enter__``.
+
+        ``conn``: the connection to do the run's work on, e.g. the one holding the entity's
+        lock (``warehouse.locks.entity_lock``), so that the run cannot outlive its lock;
+        None = a connection of its own. A given connection is not closed by the run.
+        """
         self.spec = spec
         self.client = client
         self.engine = engine
@@ -200,6 +207,7 @@ class EntitySync:
         self.flow_run_id = flow_run_id
         mode = options.mode + ("-dry-run" if options.dry_run else "")
         self.result = EntityRunResult(run_id=run_id, entity=spec.name, mode=mode)
+        self._given_conn = conn
         self._conn: sa.Connection | None = None
         self._clock = time.monotonic()
         self._stager: StockStager | None = None
@@ -232,15 +240,19 @@ class EntitySync:
         try:
             self._start()
         except BaseException:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._release()
             self._gc_pause.close()
             raise
         return self
 
+    def _release(self) -> None:
+        """Let go of the run's connection (closed only if the run opened it)."""
+        if self._conn is not None and self._given_conn is None:
+            self._conn.close()
+        self._conn = None
+
     def _start(self) -> None:
-        self._conn = self.engine.connect()
+        self._conn = self._given_conn or self.engine.connect()
         with self._conn.begin():
             self.result.watermark_before = state.get_watermark(self._conn, self.spec.name)
             state.start_run(
@@ -280,8 +292,7 @@ class EntitySync:
             assert self._conn is not None
             if exc is not None:
                 self._fail(exc)
-            self._conn.close()
-            self._conn = None
+            self._release()
         finally:
             self._gc_pause.close()
 
@@ -652,7 +663,15 @@ class EntitySync:
                     conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
                 )
         except Exception:
-            log.exception("could not record the failed run of %s", r.entity)
+            # The run's connection may be what failed (and its lock with it): record the
+            # root cause on a fresh one, so sync_runs and the caller say the same.
+            try:
+                with self.engine.begin() as fresh:
+                    state.finish_run(
+                        fresh, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
+                    )
+            except Exception:
+                log.exception("could not record the failed run of %s", r.entity)
 
     def _lookups(self, conn: sa.Connection) -> TransformContext:
         """The URL catalogues the entity resolves against (``EntitySpec.lookups``)."""

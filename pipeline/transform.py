@@ -116,7 +116,7 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
     problems = merge_reasons(
         problems,
         failed_checks(frame, spec.schema),
-        _missing_cursor(spec, raw, frame, problems),
+        _missing_cursor(spec, frame, problems),
         *(_reasons(check(frame)) for check in spec.row_checks),
     )
     identity = _identities(spec, raw, frame)
@@ -169,7 +169,7 @@ def _reasons(per_row: pd.Series) -> dict[Any, list[str]]:
 
 
 def _missing_cursor(
-    spec: EntitySpec, raw: pd.DataFrame, frame: pd.DataFrame, problems: dict[Any, list[str]]
+    spec: EntitySpec, frame: pd.DataFrame, problems: dict[Any, list[str]]
 ) -> dict[Any, list[str]]:
     """Rows with no cursor timestamp: they cannot be placed on the watermark.
 

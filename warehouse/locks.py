@@ -34,8 +34,13 @@ def _lock_key(entity: str) -> int:
 @contextmanager
 def entity_lock(
     engine: sa.Engine, entity: str, *, wait_seconds: float = 0.0, poll_seconds: float = 1.0
-) -> Iterator[None]:
+) -> Iterator[sa.Connection | None]:
     """Hold the entity's lock for the duration of the block.
+
+    On PostgreSQL the lock is a session advisory lock, and the block gets the connection
+    that holds it: a run that does its writes on that connection cannot go on unlocked,
+    because if the connection dies the lock and the writes die with it. On SQLite (a file
+    lock, held by the process) the block gets None.
 
     Args:
         engine: the warehouse engine.
@@ -48,11 +53,11 @@ def entity_lock(
     """
     deadline = time.monotonic() + wait_seconds
     if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, entity, deadline, poll_seconds):
-            yield
+        with _advisory_lock(engine, entity, deadline, poll_seconds) as conn:
+            yield conn
     else:
         with _file_lock(engine, entity, deadline, poll_seconds):
-            yield
+            yield None
 
 
 def _busy(entity: str) -> EntityLocked:
@@ -63,17 +68,30 @@ def _busy(entity: str) -> EntityLocked:
 
 
 @contextmanager
-def _advisory_lock(engine: sa.Engine, entity: str, deadline: float, poll: float) -> Iterator[None]:
+def _advisory_lock(
+    engine: sa.Engine, entity: str, deadline: float, poll: float
+) -> Iterator[sa.Connection]:
     key = _lock_key(entity)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect() as conn:
+        default = conn.default_isolation_level
+        conn.execution_options(isolation_level="AUTOCOMMIT")
         while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             if time.monotonic() >= deadline:
                 raise _busy(entity)
             time.sleep(poll)
+        # The block may run transactions on this connection (the lock is per session).
+        conn.commit()  # ends SQLAlchemy's autobegun (no-op) transaction
+        conn.execution_options(isolation_level=default)
         try:
-            yield
+            yield conn
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            try:
+                if conn.in_transaction():
+                    conn.rollback()
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+            except sa.exc.DBAPIError:
+                pass  # the connection is gone, and its session's lock with it
 
 
 @contextmanager
