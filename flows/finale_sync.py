@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from prefect import Flow, State, flow, get_run_logger
+from prefect import Flow, State, flow, get_client, get_run_logger
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
 from prefect.futures import PrefectFuture
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
@@ -328,6 +329,44 @@ def _mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
         logging.getLogger(__name__).exception("could not mark crashed runs")
 
 
+def _close_dead_runs(engine: sa.Engine) -> list[tuple[str, str]]:
+    """Mark 'running' rows crashed whose Prefect flow run has ended or is gone.
+
+    A process killed outright (SIGKILL, out of memory) runs no hook; its worker reports the
+    flow run crashed, and this sweep, at the start of every sync, then closes its rows at
+    once instead of after STALE_RUN_MINUTES. Returns (entity, reason) of each row closed.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(sync_runs.c.id, sync_runs.c.entity, sync_runs.c.flow_run_id).where(
+                sync_runs.c.status == RUNNING, sync_runs.c.flow_run_id.is_not(None)
+            )
+        ).all()
+    dead: list[tuple[int, str, str]] = []
+    if rows:
+        with get_client(sync_client=True) as client:
+            for row_id, entity, run in rows:
+                try:
+                    found = client.read_flow_run(uuid.UUID(run))
+                except ObjectNotFound:
+                    dead.append((row_id, entity, f"its flow run {run} is gone from Prefect"))
+                    continue
+                except ValueError:  # not a flow run id (a run from plain code)
+                    continue
+                if found.state is not None and found.state.is_final():
+                    reason = f"its flow run {run} ended {found.state.name} before the run did"
+                    dead.append((row_id, entity, reason))
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for row_id, _, reason in dead:
+            conn.execute(
+                sa.update(sync_runs)
+                .where(sync_runs.c.id == row_id, sync_runs.c.status == RUNNING)
+                .values(status=CRASHED, finished_at=now, error=f"crashed: {reason}")
+            )
+    return [(entity, reason) for _, entity, reason in dead]
+
+
 @flow(name="finale-sync", log_prints=True, on_crashed=[_mark_crashed])
 def finale_sync(
     entities: list[str] | None = None,
@@ -366,6 +405,8 @@ def finale_sync(
         logger.error("sync not started: %s", exc)
         raise SyncFailed(f"not started: {exc}") from None
     engine = create_warehouse_engine(settings.warehouse_url)
+    for entity, reason in _close_dead_runs(engine):
+        logger.warning("%s: a run was left 'running' and is marked crashed: %s", entity, reason)
     with engine.begin() as conn:
         stale = state.mark_stale_runs(
             conn, timedelta(minutes=settings.stale_run_minutes), datetime.now(UTC)

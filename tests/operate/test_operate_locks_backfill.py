@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
-from prefect import get_client
+from prefect import flow, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterKey,
@@ -218,3 +218,48 @@ def test_a_run_left_running_by_a_dead_worker_is_marked_stale(
         )
     engine.dispose()
     assert statuses == {"dead": "stale", "alive": "running"}
+
+
+@flow(name="ghost")
+def _ghost() -> None:
+    """A flow whose runs the test creates in given states, without running it."""
+
+
+def test_a_run_whose_flow_run_crashed_or_is_gone_is_marked_crashed_at_the_next_sync(
+    prefect_harness: None, env: str
+) -> None:
+    from uuid import uuid4
+
+    from prefect.states import Crashed, Running
+
+    from flows.finale_sync import finale_sync
+    from warehouse import state
+
+    with get_client(sync_client=True) as client:
+        crashed = client.create_flow_run(_ghost, state=Crashed(message="process killed"))
+        running = client.create_flow_run(_ghost, state=Running())
+    recent = datetime.now(UTC)
+    runs = {"killed": str(crashed.id), "vanished": str(uuid4()), "busy": str(running.id)}
+    engine = create_warehouse_engine(env)
+    with engine.begin() as conn:
+        for run_id, flow_run_id in runs.items():
+            state.start_run(conn, run_id=run_id, flow_run_id=flow_run_id, entity="vendors",
+                            mode="incremental", started_at=recent)  # fmt: skip
+
+    finale_sync(entities=["facilities"], mode="full")  # long before STALE_RUN_MINUTES
+
+    with engine.connect() as conn:
+        rows = {
+            row.run_id: row
+            for row in conn.execute(
+                sa.select(tables.sync_runs).where(tables.sync_runs.c.run_id.in_(list(runs)))
+            )
+        }
+    engine.dispose()
+    assert rows["killed"].status == "crashed"
+    assert rows["killed"].error == (
+        f"crashed: its flow run {runs['killed']} ended Crashed before the run did"
+    )
+    assert rows["vanished"].status == "crashed"
+    assert "is gone from Prefect" in rows["vanished"].error
+    assert rows["busy"].status == "running"  # its flow run is still running: left alone
