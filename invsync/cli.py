@@ -180,9 +180,11 @@ def _preflight(settings: Any) -> None:
 def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:
     """Run the ``finale-sync`` flow; return (succeeded, {"run_id", "entities"})."""
     from flows.finale_sync import SyncFailed, finale_sync
+    from invsync.prefect_server import temporary_server
 
     _quiet_console()
-    state = finale_sync(**params, return_state=True)
+    with temporary_server():
+        state = finale_sync(**params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncFailed):
         return False, outcome.summary
@@ -307,7 +309,9 @@ def backfill(
 
     _quiet_console()
     names = [name for name in chosen if ENTITIES[name].incremental]
-    with typer.progressbar(length=100, label="backfill") as bar:
+    from invsync.prefect_server import temporary_server
+
+    with temporary_server(), typer.progressbar(length=100, label="backfill") as bar:
         shown = 0
 
         def progress(done: int, total: int) -> None:

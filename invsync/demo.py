@@ -73,6 +73,7 @@ def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] =
     # slow machine can need more than its default 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from invsync.cli import run_sync
+    from invsync.prefect_server import temporary_server
     from sandbox.control import SandboxControl
     from sandbox.server import SandboxConfig, start_in_thread
     from schemas import tables
@@ -80,7 +81,8 @@ def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] =
     from warehouse.state import count_open_quarantine
 
     config = SandboxConfig(port=0, products=products, rate_limit_per_minute=0)
-    with start_in_thread(config) as handle:
+    # One temporary Prefect server for both syncs (it stops with the demo, even if killed).
+    with temporary_server(), start_in_thread(config) as handle:
         echo(f"Finale sandbox at {handle.base_url}/{config.account} ({products} products)")
         _point_settings_at(
             handle.base_url, config.account, config.api_key, config.api_secret, warehouse_url

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -201,3 +202,35 @@ def test_version_and_help_say_what_options_take(tmp_path: Path) -> None:
     assert code == 0
     assert "facilities, vendors, products, stock, purchase_orders" in flat
     assert "incremental, full" in flat
+
+
+def test_killing_the_cli_never_leaves_its_prefect_server_running(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    import signal
+
+    import psutil
+
+    sandbox = make_sandbox(products=3000, faults="slow:1.0")  # a run of several seconds
+    env = child_env(sandbox, f"sqlite:///{tmp_path / 'w.db'}", SYNC_CHUNK_SIZE="100")
+    cli = subprocess.Popen(
+        [INVSYNC, "sync", "--mode", "full"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        servers: list[psutil.Process] = []
+        while not servers:
+            assert cli.poll() is None, "the sync ended before it could be killed"
+            assert time.monotonic() < deadline, "no temporary Prefect server appeared"
+            servers = [
+                child
+                for child in psutil.Process(cli.pid).children(recursive=True)
+                if "uvicorn" in " ".join(child.cmdline())
+            ]
+            time.sleep(0.2)  # polling for the server process; nothing depends on the timing
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    _, alive = psutil.wait_procs(servers, timeout=15)
+    assert not alive, f"still running after the CLI was killed: {[p.pid for p in alive]}"
