@@ -95,7 +95,7 @@ def _client(base_url: str, max_entities: int) -> Any:
     from pydantic import SecretStr
 
     from connectors.finale import FinaleClient
-    from invsync.settings import FinaleSettings
+    from connectors.finale.settings import FinaleSettings
 
     settings = FinaleSettings(
         base_url=base_url,

@@ -54,15 +54,3 @@ def setup_prefect(settings: Settings, work_pool: str = WORK_POOL) -> dict[str, A
             "slot_decay_per_second": decay,
         },
     }
-
-
-def shared_limit_exists(name: str) -> bool:
-    """Whether the global concurrency limit ``name`` exists on the Prefect server."""
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            return False
-    return True

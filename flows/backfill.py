@@ -9,16 +9,46 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from connectors.finale.windows import WindowPlan
 from pipeline.entities import resolve_entities
 from warehouse import backfills
 from warehouse.db import create_warehouse_engine
 from warehouse.migrate import upgrade
+from warehouse.runs import RunRecord
+
+#: The counts a backfill adds up over its windows, per entity.
+COUNTS = backfills.COUNTS
+
+
+@dataclass
+class BackfillSummary:
+    """What a backfill did.
+
+    Attributes:
+        backfill_id: The backfill's id (``backfill_id``): the same request resumes it.
+        windows: Windows in all (per entity, summed over the entities).
+        skipped: Windows an earlier run of the same backfill had already done.
+        entities: ``{entity: {count name: total}}`` over the windows this run synced
+            (empty for an entity all of whose windows were done).
+    """
+
+    backfill_id: str
+    windows: int
+    skipped: int
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, result: RunRecord) -> None:
+        """Add one window's entity run to its entity's totals."""
+        totals = self.entities.setdefault(result.entity, {})
+        for key in COUNTS:
+            totals[key] = totals.get(key, 0) + getattr(result, key)
 
 
 def backfill_id(entities: list[str], since: datetime, until: datetime) -> str:
@@ -28,20 +58,26 @@ def backfill_id(entities: list[str], since: datetime, until: datetime) -> str:
 
 
 def plan_windows(
-    since: datetime, until: datetime, window_days: int
+    since: datetime, until: datetime, window_days: int, tz: tzinfo = UTC
 ) -> list[tuple[datetime, datetime]]:
     """Consecutive closed windows of at most ``window_days`` covering [since, until].
 
-    Each window starts one second after the previous one ends (Finale's timestamps have
-    one-second precision), so no record falls in two windows.
+    The connector's ``WindowPlan`` plans them, in the account's wall-clock time, so a window
+    across a daylight-saving change is never wider than Finale allows. Each window starts
+    one second after the previous one ends (Finale's timestamps have one-second precision),
+    so no record falls in two windows.
+
+    Args:
+        since: start of the range (timezone-aware).
+        until: end of the range (timezone-aware).
+        window_days: widest window, 1 to 30 days.
+        tz: the Finale account's time zone (``FINALE_TIMEZONE``).
+
+    Returns:
+        ``(start, end)`` pairs as aware UTC datetimes.
     """
-    width, step = timedelta(days=window_days), timedelta(seconds=1)
-    windows, start = [], since
-    while start <= until:
-        end = min(start + width, until)
-        windows.append((start, end))
-        start = end + step
-    return windows
+    plan = WindowPlan.between(since, until, overlap=timedelta(0), tz=tz, max_days=window_days)
+    return [(w.start_utc, w.end_utc) for w in plan.windows()]
 
 
 @flow(name="finale-backfill", log_prints=True)
@@ -51,7 +87,7 @@ def finale_backfill(
     entities: list[str] | None = None,
     chunk_size: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> BackfillSummary:
     """Re-read [since, until] for the given entities in windows of at most 30 days.
 
     Args:
@@ -62,7 +98,7 @@ def finale_backfill(
         on_progress: called with (windows done, windows total); the CLI draws a bar with it.
 
     Returns:
-        {"backfill_id", "windows": total, "skipped": already done, "entities": {name: counts}}.
+        The backfill's id, its windows, those already done and the counts per entity.
     """
     from flows.finale_sync import sync_entity
     from invsync.settings import load_settings
@@ -79,21 +115,23 @@ def finale_backfill(
     specs = [s for s in resolve_entities(entities) if s.incremental]
     names = [s.name for s in specs]
     bid = backfill_id(names, since, until)
-    windows = plan_windows(since, until, settings.sync_window_days)
+    windows = plan_windows(
+        since, until, settings.sync_window_days, ZoneInfo(settings.finale_timezone)
+    )
     total = len(windows) * len(specs)
     engine = create_warehouse_engine(settings.warehouse_url)
     progress = ProgressArtifact(key=f"backfill-{bid}", description=f"Backfill {bid}")
-    done = skipped = 0
-    totals: dict[str, dict[str, int]] = {n: {} for n in names}
+    done = 0
+    summary = BackfillSummary(bid, windows=total, skipped=0, entities={n: {} for n in names})
     try:
         for spec in specs:
             with engine.connect() as conn:
                 completed = backfills.completed_windows(conn, bid, spec.name)
             for start, end in windows:
                 if (start, end) in completed:
-                    skipped += 1
+                    summary.skipped += 1
                 else:
-                    result = sync_entity(
+                    result: RunRecord = sync_entity(
                         entity=spec.name,
                         mode="backfill",
                         since=start,
@@ -103,8 +141,7 @@ def finale_backfill(
                     )
                     with engine.begin() as conn:
                         backfills.record_window(conn, bid, spec.name, start, end, result)
-                    for key in ("extracted", "inserted", "updated", "unchanged", "quarantined"):
-                        totals[spec.name][key] = totals[spec.name].get(key, 0) + result[key]
+                    summary.add(result)
                 done += 1
                 progress.update(100.0 * done / total)
                 if on_progress:
@@ -120,4 +157,4 @@ def finale_backfill(
                 )
     finally:
         engine.dispose()
-    return {"backfill_id": bid, "windows": total, "skipped": skipped, "entities": totals}
+    return summary

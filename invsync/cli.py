@@ -18,11 +18,14 @@ import os
 import sys
 import traceback
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from invsync.settings import ConfigError, load_settings
+
+if TYPE_CHECKING:  # the help must not import the warehouse layer (sqlalchemy, numpy)
+    from warehouse.runs import RunRecord, SyncSummary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 db_app = typer.Typer(help="Warehouse schema (Alembic migrations).", no_args_is_help=True)
@@ -110,17 +113,17 @@ def parse_instant(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _print_summary(results: dict[str, Any]) -> None:
+def _print_summary(results: dict[str, RunRecord]) -> None:
     for name, r in results.items():
-        why = f"  ({_first_line(r.get('error'))})" if r.get("error") else ""
-        if r.get("status") == "failed" and r.get("extracted") is None:
-            typer.echo(f"{name:16} failed{why}")
+        why = f"  ({_first_line(r.error)})" if r.error else ""
+        if r.started_at is None:  # failed before its run was recorded: no counts to show
+            typer.echo(f"{name:16} {r.status.value}{why}")
             continue
         typer.echo(
-            f"{name:16} {r['status']:10} extracted={r['extracted']:<8} "
-            f"inserted={r['inserted']:<8} updated={r['updated']:<8} "
-            f"unchanged={r['unchanged']:<8} quarantined={r['quarantined']:<6} "
-            f"deleted={r['deleted']}{why}"
+            f"{name:16} {r.status.value:10} extracted={r.extracted:<8} "
+            f"inserted={r.inserted:<8} updated={r.updated:<8} "
+            f"unchanged={r.unchanged:<8} quarantined={r.quarantined:<6} "
+            f"deleted={r.deleted}{why}"
         )
 
 
@@ -129,11 +132,12 @@ def _first_line(text: Any, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _exit_code(ok: bool, summary: dict[str, Any]) -> int:
+def _exit_code(ok: bool, summary: SyncSummary) -> int:
+    from warehouse.runs import RunStatus
+
     if not ok:
         return 1
-    statuses = {r.get("status") for r in summary.get("entities", {}).values()}
-    return EXIT_SKIPPED if "skipped" in statuses else 0
+    return EXIT_SKIPPED if RunStatus.SKIPPED in summary.statuses else 0
 
 
 def _check_arguments(
@@ -177,10 +181,11 @@ def _preflight(settings: Any) -> None:
         retries.setLevel(level)
 
 
-def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:
-    """Run the ``finale-sync`` flow; return (succeeded, {"run_id", "entities"})."""
+def run_sync(**params: Any) -> tuple[bool, SyncSummary]:
+    """Run the ``finale-sync`` flow; return (succeeded, its summary)."""
     from flows.finale_sync import SyncFailed, finale_sync
     from invsync.prefect_server import temporary_server
+    from warehouse.runs import SyncSummary
 
     _quiet_console()
     with temporary_server():
@@ -189,7 +194,8 @@ def run_sync(**params: Any) -> tuple[bool, dict[str, Any]]:
     if isinstance(outcome, SyncFailed):
         return False, outcome.summary
     if isinstance(outcome, BaseException):
-        return False, {"error": str(outcome), "entities": {}}
+        return False, SyncSummary(run_id=None, error=str(outcome))
+    assert isinstance(outcome, SyncSummary), f"finale-sync returned {type(outcome).__name__}"
     return True, outcome
 
 
@@ -228,9 +234,9 @@ def sync(
     if as_json:
         typer.echo(json.dumps(_statuses(settings, names), indent=2))
     else:
-        _print_summary(summary.get("entities", {}))
+        _print_summary(summary.entities)
         if not ok:
-            message = _first_line(summary.get("error", ""))
+            message = _first_line(summary.error or "")
             typer.secho(f"sync failed: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(_exit_code(ok, summary))
 
@@ -337,10 +343,10 @@ def backfill(
         )
         raise typer.Exit(1)
     typer.echo(
-        f"backfill {outcome['backfill_id']}: {outcome['windows']} windows "
-        f"({outcome['skipped']} already done)"
+        f"backfill {outcome.backfill_id}: {outcome.windows} windows "
+        f"({outcome.skipped} already done)"
     )
-    for name, counts in outcome["entities"].items():
+    for name, counts in outcome.entities.items():
         typer.echo(f"  {name:16} " + " ".join(f"{k}={v}" for k, v in counts.items()))
 
 
@@ -408,7 +414,9 @@ def demo(
     """No settings needed: sandbox -> full sync -> changes -> incremental sync."""
     from invsync.demo import run_demo
 
-    sys.exit(run_demo(products=products, warehouse_url=warehouse_url, echo=typer.echo))
+    sys.exit(
+        run_demo(products=products, warehouse_url=warehouse_url, sync=run_sync, echo=typer.echo)
+    )
 
 
 def main() -> None:

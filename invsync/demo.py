@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from warehouse.runs import RunRecord, SyncSummary
 
 
 def _point_settings_at(base_url: str, account: str, key: str, secret: str, url: str) -> None:
@@ -28,31 +31,27 @@ def _point_settings_at(base_url: str, account: str, key: str, secret: str, url: 
         os.environ.pop(name, None)
 
 
-def _line(name: str, r: dict[str, Any]) -> str:
-    if "extracted" not in r:
-        return f"  {name:16} FAILED {r.get('error')}"
+def _line(name: str, r: RunRecord) -> str:
+    if r.started_at is None:  # failed before its run was recorded: no counts
+        return f"  {name:16} FAILED {r.error}"
     return (
-        f"  {name:16} {r['status']:10} extracted={r['extracted']:<6} inserted={r['inserted']:<6} "
-        f"updated={r['updated']:<6} unchanged={r['unchanged']:<6} "
-        f"quarantined={r['quarantined']:<4} deleted={r['deleted']}"
+        f"  {name:16} {r.status.value:10} extracted={r.extracted:<6} inserted={r.inserted:<6} "
+        f"updated={r.updated:<6} unchanged={r.unchanged:<6} "
+        f"quarantined={r.quarantined:<4} deleted={r.deleted}"
     )
 
 
-def quarantine_lines(runs: dict[str, dict[str, Any]], open_records: int) -> list[str]:
+def quarantine_lines(runs: dict[str, SyncSummary], open_records: int) -> list[str]:
     """What each sync quarantined (from its results), then the open quarantine records.
 
     Args:
-        runs: ``{sync label: the run summary}`` (``{"entities": {name: result}}``).
+        runs: ``{sync label: the run summary}``.
         open_records: distinct records in quarantine now (open entries of the table). A
             record read by both syncs is counted by each run but is one open record.
     """
     lines = []
     for label, summary in runs.items():
-        counts = {
-            name: int(r.get("quarantined") or 0)
-            for name, r in summary.get("entities", {}).items()
-            if r.get("quarantined")
-        }
+        counts = {name: r.quarantined for name, r in summary.entities.items() if r.quarantined}
         detail = ", ".join(f"{name} {n}" for name, n in counts.items())
         lines.append(
             f"  {label} quarantined {sum(counts.values())} records it read"
@@ -65,14 +64,31 @@ def quarantine_lines(runs: dict[str, dict[str, Any]], open_records: int) -> list
     return lines
 
 
-def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] = print) -> int:
-    """Run the demo; return the process exit code (0 when both syncs succeeded)."""
+#: Runs the ``finale-sync`` flow with these parameters; returns (succeeded, run summary).
+SyncRunner = Callable[..., tuple[bool, "SyncSummary"]]
+
+
+def run_demo(
+    *,
+    products: int,
+    warehouse_url: str,
+    sync: SyncRunner,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run the demo; return the process exit code (0 when both syncs succeeded).
+
+    Args:
+        products: size of the sandbox account.
+        warehouse_url: where to load.
+        sync: runs one sync; the CLI hands in its own ``run_sync``, so the demo runs syncs
+            exactly as ``invsync sync`` does without importing the CLI.
+        echo: where the story is printed.
+    """
     # Keep the demo's output to the story; Prefect's per-task lines are in the UI anyway.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # With no Prefect server configured, Prefect starts a temporary one; a first run on a
     # slow machine can need more than its default 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from invsync.cli import run_sync
     from invsync.prefect_server import temporary_server
     from sandbox.control import SandboxControl
     from sandbox.server import SandboxConfig, start_in_thread
@@ -88,8 +104,8 @@ def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] =
             handle.base_url, config.account, config.api_key, config.api_secret, warehouse_url
         )
         echo(f"Warehouse: {warehouse_url}\n\n1. Full sync")
-        ok_full, full = run_sync(mode="full")
-        for name, r in full.get("entities", {}).items():
+        ok_full, full = sync(mode="full")
+        for name, r in full.entities.items():
             echo(_line(name, r))
 
         control = SandboxControl(handle.base_url)
@@ -103,8 +119,8 @@ def run_demo(*, products: int, warehouse_url: str, echo: Callable[[str], None] =
         )
         second_started = datetime.now(UTC)
         echo("\n3. Incremental sync")
-        ok_inc, inc = run_sync(mode="incremental")
-        for name, r in inc.get("entities", {}).items():
+        ok_inc, inc = sync(mode="incremental")
+        for name, r in inc.entities.items():
             echo(_line(name, r))
 
     engine = create_warehouse_engine(warehouse_url)

@@ -6,53 +6,22 @@ pieces of these settings they need. Secret fields are ``SecretStr`` so they neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    # Imported where used: importing ``connectors.finale`` loads the whole connector
+    # (pandas included), which the CLI must not pay for at start-up.
+    from connectors.finale.settings import FinaleSettings
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///./data/warehouse.db"
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the environment variable."""
-
-
-@dataclass(frozen=True)
-class FinaleSettings:
-    """What the Finale connector needs, already validated.
-
-    Either ``api_key`` + ``api_secret`` (HTTP Basic) or ``username`` + ``password`` (session
-    auth) is set. ``timezone`` is the account's zone for Finale's zone-less timestamps.
-    """
-
-    base_url: str
-    account: str
-    api_key: str | None = None
-    api_secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    rate_limit_per_minute: float = 120.0
-    timezone: str = "UTC"
-    timeout_seconds: float = 60.0
-    max_retries: int = 6
-    max_entities_per_response: int = 120_000
-
-    @property
-    def uses_basic_auth(self) -> bool:
-        """True when an API key pair is configured (preferred over session auth)."""
-        return bool(self.api_key and self.api_secret)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The account time zone as a ``ZoneInfo``."""
-        return ZoneInfo(self.timezone)
-
-    @property
-    def account_url(self) -> str:
-        """``{base_url}/{account}``, the prefix of every API path."""
-        return f"{self.base_url.rstrip('/')}/{self.account}"
 
 
 class Settings(BaseSettings):
@@ -144,6 +113,8 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: naming the variable that is missing.
         """
+        from connectors.finale.settings import FinaleSettings
+
         if not self.finale_account:
             raise ConfigError(
                 "FINALE_ACCOUNT is not set: set it to your account's path component "

@@ -11,11 +11,11 @@ Public API:
 - ``channels_from_settings(settings)`` and ``Notifier(channels).send(alert)``.
 """
 
+from connectors.redact import redact_secrets, summarize_error
 from notifications.alert import ALERT_KINDS, Alert, AlertKind, flow_run_link, transition
 from notifications.channels import Channel, DeliveryError, SendGridChannel, SlackChannel
 from notifications.message import Message, render
 from notifications.notifier import Notifier, channels_from_settings
-from notifications.redact import redact_secrets, summarize_error
 
 __all__ = [
     "ALERT_KINDS",

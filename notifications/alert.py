@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from notifications.redact import summarize_error
+from connectors.redact import summarize_error
+
+if TYPE_CHECKING:  # only for annotations: alerting needs no database driver
+    from warehouse.runs import RunRecord
 
 AlertKind = Literal["failed", "crashed", "degraded", "recovered"]
 
@@ -164,40 +167,41 @@ class Alert:
     def from_result(
         cls,
         kind: AlertKind,
-        result: Mapping[str, Any],
+        result: RunRecord,
         *,
         deployment: str | None = None,
         flow_run_url: str | None = None,
         status: Mapping[str, Any] | None = None,
     ) -> Alert:
-        """Build an alert from an ``EntityRunResult.as_dict()`` and the entity's status JSON.
+        """Build an alert from a run's record and the entity's status JSON.
 
         Args:
             kind: the kind ``transition`` returned.
-            result: the run result dict; a failed entity may carry only entity, status, error.
+            result: the run's record (an ``EntityRunResult``, or what a failed run left:
+                perhaps no counts, just its error).
             deployment: the deployment name (``prefect.runtime.deployment.name``), if any.
             flow_run_url: the flow run's UI link (``prefect.runtime.flow_run.ui_url``), if any.
             status: the entity's row from ``pipeline.status.entity_status``, for freshness
                 (``last_sync``) and ``health_score``.
         """
-        counts = {
-            name: int(result.get(name) or 0)
-            for name in ("extracted", "inserted", "updated", "unchanged", "quarantined")
-        }
-        share = counts["quarantined"] / counts["extracted"] if counts["extracted"] else None
+        share = result.quarantined / result.extracted if result.extracted else None
         status = status or {}
         score = status.get("health_score")
         return cls(
             kind=kind,
-            entity=str(result.get("entity") or status.get("entity") or "unknown"),
+            entity=result.entity,
             deployment=deployment,
             flow_run_url=flow_run_url,
-            error=None if kind == "recovered" else result.get("error"),
+            error=None if kind == "recovered" else result.error,
+            extracted=result.extracted,
+            inserted=result.inserted,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            quarantined=result.quarantined,
             quarantine_share=share,
             last_success_at=_parse_time(status.get("last_sync")),
             health_score=int(score) if score is not None else None,
-            run_id=result.get("run_id"),
-            **counts,
+            run_id=result.run_id,
         )
 
 

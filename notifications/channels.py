@@ -23,14 +23,15 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
+from connectors.redact import redact_secrets, truncate
+from connectors.retry import Retrier, RetryPolicy, TransientError, parse_retry_after
 from notifications.message import Message
-from notifications.redact import redact_secrets, truncate
 
 log = logging.getLogger(__name__)
 
 #: Short: an alert that cannot be delivered in a few seconds will not be delivered by waiting.
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
-#: Cap on how long a ``Retry-After`` header may make us wait before the one retry.
+#: Most seconds to wait before the one retry; a longer ``Retry-After`` gives up at once.
 MAX_RETRY_WAIT = 5.0
 
 
@@ -91,14 +92,6 @@ _HTTPX_REDACTOR = _HttpxLogRedactor()
 logging.getLogger("httpx").addFilter(_HTTPX_REDACTOR)
 
 
-def _retry_wait(response: httpx.Response | None, default: float) -> float:
-    if response is not None:
-        header = response.headers.get("Retry-After", "")
-        if header.strip().isdigit():
-            return min(float(header), MAX_RETRY_WAIT)
-    return default
-
-
 def post_json(
     http: httpx.Client | None,
     url: str,
@@ -112,6 +105,9 @@ def post_json(
 ) -> httpx.Response:
     """POST ``payload`` as JSON, with one retry on transient failures.
 
+    The retry is the connector's (``connectors.retry``): a ``Retry-After`` is honoured
+    exactly, and one longer than ``MAX_RETRY_WAIT`` ends the attempt at once.
+
     Args:
         http: a client to use; ``None`` builds a short-lived one for this call.
         url: target URL (may itself be secret: it is never put in the error).
@@ -120,7 +116,8 @@ def post_json(
         headers: extra headers (e.g. ``Authorization``).
         secrets: values to mask in error messages (key, URL).
         timeout: per-request timeout.
-        retry_delay: seconds to wait before the retry (unless ``Retry-After`` says otherwise).
+        retry_delay: most seconds to wait before the retry (jittered; unless ``Retry-After``
+            says otherwise).
 
     Returns:
         The 2xx response.
@@ -129,30 +126,39 @@ def post_json(
         DeliveryError: after a non-retryable status, or when the retry failed too.
     """
     secret_values = [s for s in secrets if s]
+    policy = RetryPolicy(
+        max_retries=1,
+        base_delay=retry_delay,
+        max_delay=retry_delay,
+        max_total_wait=MAX_RETRY_WAIT,
+    )
+    retrier = Retrier(policy, system=channel, logger=log)
     owned = http is None
     client = httpx.Client() if http is None else http
+
+    def attempt() -> httpx.Response:
+        try:
+            response = client.post(url, json=payload, headers=headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            # str(exc) of a transport error does not carry the URL, but mask it anyway.
+            raise TransientError(
+                redact_secrets(f"{type(exc).__name__}: {exc}", secret_values)
+            ) from exc
+        if response.is_success:
+            return response
+        body = truncate(redact_secrets(response.text, secret_values), 300)
+        reason = f"HTTP {response.status_code}: {body}"
+        if response.status_code != 429 and response.status_code < 500:
+            # 4xx other than 429: our request or our credentials are wrong; a retry would
+            # fail the same way.
+            raise DeliveryError(channel, reason)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
+        raise TransientError(reason, retry_after=retry_after)
+
     try:
-        attempts = 2
-        for attempt in range(1, attempts + 1):
-            response: httpx.Response | None = None
-            try:
-                response = client.post(url, json=payload, headers=headers, timeout=timeout)
-            except httpx.TransportError as exc:
-                # str(exc) of a transport error does not carry the URL, but mask it anyway.
-                reason = redact_secrets(f"{type(exc).__name__}: {exc}", secret_values)
-            else:
-                if response.is_success:
-                    return response
-                body = truncate(redact_secrets(response.text, secret_values), 300)
-                reason = f"HTTP {response.status_code}: {body}"
-                if response.status_code != 429 and response.status_code < 500:
-                    # 4xx other than 429: our request or our credentials are wrong; a retry
-                    # would fail the same way.
-                    raise DeliveryError(channel, reason)
-            if attempt < attempts:
-                log.info("%s: attempt %d failed (%s); retrying once", channel, attempt, reason)
-                time.sleep(_retry_wait(response, retry_delay))
-        raise DeliveryError(channel, reason)
+        return retrier.run(attempt)
+    except TransientError as exc:
+        raise DeliveryError(channel, exc.message) from exc
     finally:
         if owned:
             client.close()

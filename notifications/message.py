@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.redact import redact_secrets
 from notifications.alert import Alert
-from notifications.redact import redact_secrets
 
 #: Subject prefix; mail filters and Slack searches key on it.
 PREFIX = "[inventory-sync]"

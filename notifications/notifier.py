@@ -2,9 +2,9 @@
 
 Usage at the edge (a flow, after an entity finished)::
 
-    kind = transition(previous_status, result["status"])
+    kind = transition(previous_status, record.status)
     if kind:
-        alert = Alert.from_result(kind, result, deployment=..., flow_run_url=..., status=...)
+        alert = Alert.from_result(kind, record, deployment=..., flow_run_url=..., status=...)
         Notifier(channels_from_settings(settings)).send(alert)
 """
 
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from connectors.redact import redact_secrets
 from notifications.alert import Alert
 from notifications.channels import Channel, DeliveryError, SendGridChannel, SlackChannel
 from notifications.message import render
-from notifications.redact import redact_secrets
 
 if TYPE_CHECKING:
     from invsync.settings import Settings

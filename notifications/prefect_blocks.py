@@ -12,9 +12,9 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from connectors.redact import redact_secrets
 from notifications.channels import DeliveryError
 from notifications.message import Message
-from notifications.redact import redact_secrets
 
 if TYPE_CHECKING:
     from prefect.blocks.abstract import NotificationBlock

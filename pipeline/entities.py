@@ -11,6 +11,8 @@ import hashlib
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -19,208 +21,88 @@ import pandera.pandas as pa
 import sqlalchemy as sa
 
 from pipeline import coerce
+from pipeline.loading import LoadStrategy, SumThenMerge, Target, UpsertRows
 from pipeline.mapping import (
+    NOT_A_NUMBER,
     BadValue,
     Derived,
     ListColumn,
+    Nested,
+    NestedResult,
     Number,
     Rule,
     Text,
     Timestamp,
     TransformContext,
-    text_each_once,
+    each_distinct,
 )
 from schemas import clean, tables
 
-# --- per-value helpers for nested Finale lists ------------------------------------------
-# (and, for the products' hot path, their columnar versions: see ``Derived.columnar``)
+# --- rules over nested Finale lists ------------------------------------------------------
+# The products' lists are read for a whole chunk at once (``Nested`` rules: the 1M-row hot
+# path); the other entities' short lists value by value (``Derived``).
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _is_main(pref: Any) -> bool:
-    """Whether a supplierPrefOrderId marks the MAIN supplier ("10_MAIN", "main", ...).
+def _first_per_row(lists: ListColumn, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, the position of each one's first item in ``mask``), for rows with one."""
+    positions = np.flatnonzero(mask)
+    rows, first = np.unique(lists.rows[positions], return_index=True)
+    return rows, positions[first]
 
-    Raises:
-        BadValue: the preference is neither text nor null (which supplier is MAIN is
-            then unknowable).
+
+def _main_supplier(suppliers: ListColumn, ctx: TransformContext) -> NestedResult:
+    """Per row: the partyId of the supplier marked MAIN, else of the first one listed.
+
+    MAIN is marked by a supplierPrefOrderId containing "MAIN" in any case ("10_MAIN",
+    "main"). A row is refused when one of its suppliers has a supplierPrefOrderId that is
+    neither text nor null (which supplier is MAIN is then unknowable), or when the chosen
+    supplier's supplierPartyUrl is not text.
     """
-    if pref is None:
-        return False
-    if not isinstance(pref, str):
-        raise BadValue(f"has a supplierPrefOrderId that is not text (a {coerce.json_type(pref)})")
-    return "MAIN" in pref.upper()
+    prefs = suppliers.field("supplierPrefOrderId")
+    text = np.fromiter(map(isinstance, prefs, repeat(str)), bool, len(prefs))
+    codes, distinct = pd.factorize(prefs[text])
+    marks = np.array(["MAIN" in pref.upper() for pref in distinct], dtype=bool)
+    main = np.zeros(len(prefs), dtype=bool)
+    main[text] = marks[codes]
+    chosen = np.full(suppliers.n_rows, -1)  # the item each row takes; -1: none
+    rows, first = _first_per_row(suppliers, np.ones(len(prefs), dtype=bool))
+    chosen[rows] = first
+    rows, first_main = _first_per_row(suppliers, main)
+    chosen[rows] = first_main
+    urls = np.append(suppliers.field("supplierPartyUrl"), [None])  # [-1]: no supplier
+    ids, refused = each_distinct(ctx.party_id, urls[chosen])
+    odd = ~text & np.fromiter(map(operator.is_not, prefs, repeat(None)), bool, len(prefs))
+    for row, position in zip(*_first_per_row(suppliers, odd), strict=True):
+        what = coerce.json_type(prefs[position])
+        refused[int(row)] = f"has a supplierPrefOrderId that is not text (a {what})"
+    return ids, refused
 
 
-def _main_supplier(value: Any, ctx: TransformContext) -> str | None:
-    """The supplier marked MAIN in supplierPrefOrderId, else the first one listed."""
-    # One pass, no intermediate lists.
-    if not isinstance(value, list):
-        return None
-    first = None
-    for supplier in value:
-        if isinstance(supplier, dict):
-            if first is None:
-                first = supplier
-            if _is_main(supplier.get("supplierPrefOrderId")):
-                return ctx.party_id(supplier.get("supplierPartyUrl"))
-    return ctx.party_id(first.get("supplierPartyUrl")) if first else None
+def _reorder(field_name: str) -> Callable[[ListColumn, TransformContext], NestedResult]:
+    """Per row: ``field_name`` of the account-wide guideline (no facilityUrl) if there is
+    one, else the sum over the facility guidelines; None when no guideline gives one.
 
-
-def _main_suppliers(suppliers: ListColumn, ctx: TransformContext) -> tuple[Any, np.ndarray]:
-    """``_main_supplier`` of every row at once (a ``Derived.columnar``).
-
-    The same walk as ``_main_supplier``, inlined over the rows: the MAIN test runs once per
-    distinct preference string and each distinct URL is resolved once, which is what made
-    the per-row calls slow. A search stops at the MAIN supplier, so unlike a vectorised
-    version it reads few entries. Rows holding list or dict subclasses (never from JSON)
-    are left to ``_main_supplier``.
+    Values may be display strings ("1,200"); a row with a value that is not a number is
+    refused by the number parser's rule, naming the whole list.
     """
-    is_main: dict[str, bool] = {}
-    known = is_main.get
-    text = str
-    urls: list[Any] = []
-    append = urls.append  # bound once: this loop runs per row of every chunk
-    odd: list[int] = []  # rows for _main_supplier, by position (len(urls) is the row)
-    for value in suppliers.values:
-        url = None
-        if type(value) is list:
-            first = None
-            for supplier in value:
-                if type(supplier) is not dict:
-                    if isinstance(supplier, dict):
-                        odd.append(len(urls))
-                    continue
-                pref = supplier.get("supplierPrefOrderId")
-                if type(pref) is text:
-                    main = known(pref)
-                    if main is None:
-                        main = is_main[pref] = _is_main(pref)
-                elif pref is None:
-                    main = False
-                else:  # _main_supplier says what is wrong with it
-                    odd.append(len(urls))
-                    break
-                if main:
-                    url = supplier.get("supplierPartyUrl")
-                    break
-                if first is None:
-                    first = supplier
-            else:
-                if first:
-                    url = first.get("supplierPartyUrl")
-        elif isinstance(value, list):
-            odd.append(len(urls))
-        if url is not None and type(url) is not text:
-            odd.append(len(urls))  # not a URL: _main_supplier reports it
-            url = None
-        append(url)
-    todo = np.zeros(suppliers.n_rows, dtype=bool)
-    todo[odd] = True
-    return text_each_once(ctx.party_id, urls), todo
 
-
-def _reorder(field_name: str) -> Callable[[Any, TransformContext], Any]:
-    """Account-wide guideline if there is one, else the sum over facilities."""
-
-    def pick(value: Any, ctx: TransformContext) -> Any:
-        if not isinstance(value, list) or not value:
-            return None
-        guidelines = [g for g in value if isinstance(g, dict)]
-        overall = [g for g in guidelines if not g.get("facilityUrl")]
-        numbers = [n for g in overall or guidelines if (n := g.get(field_name)) is not None]
-        if not numbers:
-            return None
-        if len(numbers) == 1:
-            return numbers[0]
-        try:
-            return sum(float(str(n).replace(",", "")) for n in numbers)
-        except ValueError:
-            return numbers[0]  # leave the junk for the number parser to report
+    def pick(guidelines: ListColumn, ctx: TransformContext) -> NestedResult:
+        rows = guidelines.rows
+        overall = ~np.fromiter(map(bool, guidelines.field("facilityUrl")), bool, len(rows))
+        counted = overall | ~guidelines.per_row(overall)[rows]
+        numbers, bad = coerce.to_number(pd.Series(guidelines.field(field_name), dtype=object))
+        values = numbers.to_numpy()
+        given = counted & ~np.isnan(values)
+        sums = np.bincount(rows[given], weights=values[given], minlength=guidelines.n_rows)
+        out = np.where(guidelines.per_row(given), sums, np.nan)
+        junk = guidelines.per_row(counted & bad.to_numpy())
+        return out, dict.fromkeys(np.flatnonzero(junk).tolist(), NOT_A_NUMBER)
 
     return pick
-
-
-#: Integers whose magnitudes add up to less than this add up exactly in floating point.
-_EXACT_SUM_LIMIT = 2.0**53
-
-
-def _reorders(field_name: str) -> Callable[[ListColumn, TransformContext], Any]:
-    """``_reorder(field_name)`` of every row at once (a ``Derived.columnar``).
-
-    Handles plain numbers; rows whose chosen values include anything else (display strings,
-    junk, booleans, huge ints) or several non-integers (whose float sum depends on the
-    summation order, which differs between Python versions) are left to ``_reorder``.
-    """
-
-    def pick(guidelines: ListColumn, ctx: TransformContext) -> tuple[np.ndarray, np.ndarray]:
-        n_rows = guidelines.n_rows
-        # Shared with the other reorder column: which guidelines count for their row.
-        chosen = guidelines.memo("reorder_chosen", lambda: _reorder_chosen(guidelines))
-        numbers, present, other = _numbers(guidelines.field(field_name))
-        todo = guidelines.any(chosen & other)
-        counted = chosen & present & ~other  # _reorder's "numbers", when none is other
-        rows = guidelines.rows[counted]
-        numbers = numbers[counted]
-        count = np.bincount(rows, minlength=n_rows)
-        out = np.full(n_rows, np.nan)  # no number: None
-        single = (count == 1)[rows]
-        out[rows[single]] = numbers[single]  # one number: that number
-        several = (count >= 2)[rows]
-        if several.any():  # several numbers: their sum
-            rows, numbers = rows[several], numbers[several]
-            # Integers below 2**53 add up exactly in any order, as Python's sum() would;
-            # other sums (0.1 + 0.2) are left to _reorder, i.e. to sum() itself.
-            integral = np.isfinite(numbers) & (numbers == np.trunc(numbers))
-            todo[rows[~integral]] = True
-            whole = np.where(integral, numbers, 0.0)
-            todo |= np.bincount(rows, weights=np.abs(whole), minlength=n_rows) >= _EXACT_SUM_LIMIT
-            sums = np.bincount(rows, weights=whole, minlength=n_rows)
-            out[rows] = sums[rows]
-        return out, todo
-
-    return pick
-
-
-def _reorder_chosen(guidelines: ListColumn) -> np.ndarray:
-    """Per guideline: whether it counts, i.e. it is account-wide or its row has none such."""
-    overall = guidelines.mask(map(operator.not_, guidelines.field("facilityUrl")))
-    return overall | ~guidelines.any(overall)[guidelines.rows]
-
-
-_PLAIN_NUMBERS = {int, float}
-_PLAIN_OR_NONE = {int, float, type(None)}
-
-
-def _numbers(values: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read guideline values: (floats, NaN where not a plain number; is not None; other).
-
-    "other" marks values that are neither None nor a plain int or float (strings, bools,
-    ints too large for a float): ``_reorder`` keeps those as they are.
-    """
-    types = set(map(type, values))
-    if types <= _PLAIN_OR_NONE:  # the usual case: one conversion, no per-value test
-        try:
-            numbers = np.array(values, dtype=np.float64)  # None -> NaN
-        except OverflowError:
-            pass
-        else:
-            missing = np.isnan(numbers)
-            # Every None is a NaN now; NaNs that were sent as numbers count as present.
-            if float not in types or missing.sum() == values.count(None):
-                return numbers, ~missing, np.zeros(len(values), dtype=bool)
-    present = np.array([v is not None for v in values], dtype=bool)
-    other = np.array([type(v) not in _PLAIN_NUMBERS for v in values], dtype=bool) & present
-    floats = []
-    for i, (value, is_other) in enumerate(zip(values, other.tolist(), strict=True)):
-        try:
-            floats.append(np.nan if is_other or value is None else float(value))
-        except OverflowError:
-            other[i] = True
-            floats.append(np.nan)
-    return np.array(floats, dtype=np.float64), present, other
 
 
 def _contact(kind: str) -> Callable[[Any, TransformContext], Any]:
@@ -293,6 +175,44 @@ class ChildSpec:
     explode: Callable[[pd.DataFrame, TransformContext], pd.DataFrame]
     mapping: Mapping[str, Rule]
     schema: pa.DataFrameSchema
+    #: ``finalise(parent_frame, raw, child_frame)`` fills the parent's columns computed
+    #: from its children (an order's total from its lines), before the parent is judged.
+    finalise: Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A URL -> id lookup the transform resolves against, read from the warehouse.
+
+    Attributes:
+        entity: the entity whose table fills it (named when it is missing).
+        context_field: the ``TransformContext`` field it fills.
+        url: the column holding Finale's URL.
+        key: the column holding the id the URL resolves to.
+    """
+
+    entity: str
+    context_field: str
+    url: sa.Column[Any]
+    key: sa.Column[Any]
+
+
+#: The catalogues an ``EntitySpec.lookups`` may name. Deleted rows count too: a URL the
+#: warehouse once resolved still names that record (stock may outlive its product).
+_FACILITY = tables.facilities.c
+CATALOGUES: dict[str, Catalogue] = {
+    catalogue.entity: catalogue
+    for catalogue in (
+        Catalogue(
+            "facilities",
+            "facility_ids",
+            tables.facilities.c.facility_url,
+            tables.facilities.c.facility_id,
+        ),
+        Catalogue("vendors", "party_ids", tables.vendors.c.finale_url, tables.vendors.c.party_id),
+        Catalogue("products", "product_skus", tables.products.c.finale_url, tables.products.c.sku),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -312,8 +232,11 @@ class EntitySpec:
         select: which raw rows of the collection belong to this entity.
         depends_on: entities that must be synced first (their ids resolve URLs here).
         child: an optional child table exploded from a nested list.
-        output_columns: the columns a chunk hands to the loader, when they are not the
-            table's business columns (stock hands per-item quantities to be summed).
+        loading: how rows reach the table (``pipeline.loading``): upserted chunk by chunk,
+            or summed per key over the whole read and merged at its end.
+        expected_interval: how often the entity is scheduled to sync (the fastest
+            schedule in prefect.yaml that includes it); sync health measures freshness
+            against it.
         deferred_fields: nested fields the transform never reads: they stay undecoded JSON
             until a record is quarantined (its payload shows them as Finale sent them),
             which saves most of their parsing cost.
@@ -325,10 +248,10 @@ class EntitySpec:
         row_checks: functions of the mapped frame returning, per row, a reason or None:
             rules that span several columns (a stock entry's productId against the SKU
             its URL resolves to).
-        summed: rows are partial quantities, summed per key over the whole read and merged
-            at the end (``warehouse.stock``), instead of upserted chunk by chunk.
         lookups: warehouse catalogues the transform resolves URLs against
-            (``TransformContext``): any of "facilities", "vendors", "products".
+            (``CATALOGUES``: "facilities", "vendors", "products").
+        required_lookups: those of ``lookups`` that must not be empty: a run fails at once
+            (``MissingCatalogue``) rather than quarantine every record.
         quarantine_key: per raw row, the ``quarantine.source_key`` text; None = the
             ``key_field`` value.
     """
@@ -344,13 +267,14 @@ class EntitySpec:
     select: Callable[[pd.DataFrame], pd.Series] | None = None
     depends_on: tuple[str, ...] = ()
     child: ChildSpec | None = None
-    output_columns: tuple[str, ...] | None = None
+    loading: LoadStrategy = field(default_factory=UpsertRows)
+    expected_interval: timedelta = timedelta(hours=1)
     deferred_fields: tuple[str, ...] = ()
     lists: Mapping[str, type] = field(default_factory=dict)
     identity_fields: tuple[str, ...] | None = None
     row_checks: tuple[Callable[[pd.DataFrame], pd.Series], ...] = ()
-    summed: bool = False
     lookups: frozenset[str] = frozenset({"facilities", "vendors"})
+    required_lookups: frozenset[str] = frozenset()
     quarantine_key: Callable[[pd.DataFrame], pd.Series] | None = None
 
     def __post_init__(self) -> None:
@@ -371,6 +295,16 @@ class EntitySpec:
     def key_columns(self) -> list[str]:
         """The warehouse primary-key columns."""
         return [c.name for c in self.table.primary_key.columns]
+
+    @property
+    def tables(self) -> list[sa.Table]:
+        """The tables a run writes: the entity's own, then its child's."""
+        return [self.table] + ([self.child.table] if self.child is not None else [])
+
+    @property
+    def target(self) -> Target:
+        """What its loader writes (``pipeline.loading``)."""
+        return Target(self.table, self.child.table if self.child is not None else None)
 
     def source_key(self, raw: pd.DataFrame) -> pd.Series:
         """The ``quarantine.source_key`` of each raw row."""
@@ -502,25 +436,15 @@ PRODUCTS = EntitySpec(
         "status": Text("statusId"),
         "category": Text("userCategory"),
         "cost": Number("cost"),
-        "primary_vendor_party_id": Derived(
-            "supplierList", _main_supplier, columnar=_main_suppliers
-        ),
-        "reorder_point": Derived(
-            "reorderGuidelineList",
-            _reorder("reorderPoint"),
-            "number",
-            columnar=_reorders("reorderPoint"),
-        ),
-        "reorder_quantity": Derived(
-            "reorderGuidelineList",
-            _reorder("reorderQuantity"),
-            "number",
-            columnar=_reorders("reorderQuantity"),
-        ),
+        "primary_vendor_party_id": Nested("supplierList", _main_supplier),
+        "reorder_point": Nested("reorderGuidelineList", _reorder("reorderPoint"), "number"),
+        "reorder_quantity": Nested("reorderGuidelineList", _reorder("reorderQuantity"), "number"),
         "created_at": Timestamp("createdDate"),
         "last_updated_at": Timestamp("lastUpdatedDate"),
     },
     schema=clean.products,
+    # Also read before each stock run (stock-every-15-minutes), to resolve its URLs.
+    expected_interval=timedelta(minutes=15),
     depends_on=("vendors",),
     deferred_fields=("priceList", "userFieldDataList"),
     lists={"supplierList": dict, "reorderGuidelineList": dict},
@@ -599,16 +523,21 @@ STOCK = EntitySpec(
     cursor_field=None,
     identity_fields=STOCK_ENTRY_FIELDS,
     row_checks=(_product_id_agrees,),
-    summed=True,
     lookups=frozenset({"facilities", "products"}),
+    required_lookups=frozenset({"products"}),
     quarantine_key=_stock_entry_key,
-    output_columns=(
-        "sku",
-        "facility_id",
-        "quantity_on_hand",
-        "quantity_on_order",
-        "quantity_reserved",
+    # An entry is one part of a product's quantity at a sub-location: summed over the
+    # whole read, then merged.
+    loading=SumThenMerge(
+        parts=(
+            "sku",
+            "facility_id",
+            "quantity_on_hand",
+            "quantity_on_order",
+            "quantity_reserved",
+        )
     ),
+    expected_interval=timedelta(minutes=15),
     depends_on=("facilities", "products"),
 )
 
@@ -647,6 +576,7 @@ PURCHASE_ORDERS = EntitySpec(
             "unit_price": Number("unitPrice"),
         },
         schema=clean.purchase_order_lines,
+        finalise=order_totals,
     ),
 )
 

@@ -1,21 +1,17 @@
 """Declarative column mappings from Finale's raw frames to warehouse frames.
 
 A mapping is a dict ``{target_column: rule}``. A rule names the raw field and how to parse
-it (``Text``, ``Number``, ``Timestamp``) or derives a column from the whole raw frame
-(``Derived``, for nested lists such as ``supplierList``). ``apply_mapping`` runs the rules
-column by column (vectorised) and reports, per raw row, the values it could not parse.
-
-A ``Derived`` rule is defined by its per-value function; it may also carry a ``columnar``
-version of it, which computes the same values for a whole chunk at once (from a
-``ListColumn``: the raw lists, flattened on demand) and leaves the rows it does not handle
-to the per-value function. Rules over the same field share one ``ListColumn`` within an
-``apply_mapping`` call, so work they have in common is done once (``reorder_point`` and
-``reorder_quantity`` both read ``reorderGuidelineList``).
+it (``Text``, ``Number``, ``Timestamp``), derives it value by value (``Derived``, for URL
+lookups and small lists) or computes it from a nested list field for the whole chunk at once
+(``Nested``, for the products' ``supplierList`` and ``reorderGuidelineList``, the hot path).
+``apply_mapping`` runs the rules column by column and reports, per raw row, the values it
+could not take. ``Nested`` rules over the same field share one ``ListColumn`` (the lists,
+flattened once) within an ``apply_mapping`` call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain, compress, repeat
@@ -23,7 +19,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from pipeline import coerce
 
@@ -99,20 +94,18 @@ class _Flat(NamedTuple):
 
 
 class ListColumn:
-    """A raw column of nested lists (``supplierList``), for columnar rules to share.
+    """A raw column of nested lists (``supplierList``), flattened for ``Nested`` rules.
 
-    ``values`` are the raw values, one per row. ``items`` (flattened on first use) holds
-    the dicts of every row's list, row after row and in list order, and ``rows`` the row
-    position each came from; values that are not lists and list entries that are not dicts
-    are left out, as the per-value helpers skip them. Field values and other per-item
-    arrays are computed once (``field``, ``memo``) and shared by the rules that need them.
+    ``items`` holds the dicts of every row's list, row after row and in list order, and
+    ``rows`` the row position each came from (ascending). Values that are not lists and
+    list entries that are not dicts are left out: ``list_problems`` reports those.
     """
 
     def __init__(self, column: pd.Series) -> None:
         """Hold ``column`` (any values; lists of dicts are the ones that count)."""
         self.values: list[Any] = column.tolist()
         self.n_rows = len(self.values)
-        self._memo: dict[Hashable, Any] = {}
+        self._fields: dict[str, np.ndarray] = {}
 
     @property
     def items(self) -> list[dict[str, Any]]:
@@ -140,27 +133,19 @@ class ListColumn:
             rows = rows[np.array(keep, dtype=bool)]
         return _Flat(items, rows, all(t is dict for t in types if issubclass(t, dict)))
 
-    def field(self, name: str) -> list[Any]:
-        """``item.get(name)`` for every item."""
-
-        def get() -> list[Any]:
+    def field(self, name: str) -> np.ndarray:
+        """``item.get(name)`` for every item, as an object array (computed once per name)."""
+        if name not in self._fields:
+            items = self.items
+            got: Iterable[Any]
             if self._flat.plain:  # the C-level dict.get; all dicts from JSON are plain
-                return list(map(dict.get, self.items, repeat(name)))
-            return [item.get(name) for item in self.items]  # a subclass's own get()
+                got = map(dict.get, items, repeat(name))
+            else:
+                got = (item.get(name) for item in items)  # a subclass's own get()
+            self._fields[name] = np.fromiter(got, object, len(items))
+        return self._fields[name]
 
-        return self.memo(("field", name), get)
-
-    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """``compute()``, once per key for this column (for values several rules share)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
-    def mask(self, flags: Iterable[Any]) -> np.ndarray:
-        """A boolean array over the items from one flag per item."""
-        return np.fromiter(flags, bool, len(self.items))
-
-    def any(self, mask: np.ndarray) -> np.ndarray:
+    def per_row(self, mask: np.ndarray) -> np.ndarray:
         """Per row: whether any of its items is in ``mask``."""
         out = np.zeros(self.n_rows, dtype=bool)
         out[self.rows[mask]] = True
@@ -179,6 +164,10 @@ def _problems(bad: pd.Series, text: str | Callable[[Any], str], values: pd.Serie
     if isinstance(text, str):
         return dict.fromkeys(labels, text)
     return {label: text(values.at[label]) for label in labels}
+
+
+#: The problem of a value that the number parser cannot take.
+NOT_A_NUMBER = "is not a finite number"
 
 
 def _text_reason(value: Any) -> str:
@@ -213,7 +202,7 @@ class Number:
         numbers, bad = coerce.to_number(_field(raw, self.source))
         if self.integer:
             numbers = numbers.where(~bad).round().astype("Int64")
-        return numbers, _problems(bad, "is not a finite number", numbers)
+        return numbers, _problems(bad, NOT_A_NUMBER, numbers)
 
 
 @dataclass(frozen=True)
@@ -231,32 +220,51 @@ class Timestamp:
         )
 
 
-#: ``columnar(list_column, ctx) -> (values, todo)``: see ``Derived``.
-Columnar = Callable[[ListColumn, TransformContext], tuple[Any, "np.ndarray | None"]]
-
-
 @dataclass(frozen=True)
 class Derived:
     """A column computed per raw row by ``func(row_value, ctx)`` from raw field ``source``.
 
-    Used for nested lists (``supplierList``, ``contactMechList``) and URL lookups, where a
-    per-value Python function is the clear way to say it. ``kind`` is "text" or "number".
-    ``func`` raises ``BadValue`` for a value it cannot take; that row is then reported.
-
-    ``columnar``, optional, computes the same column for a whole chunk (from the field's
-    ``ListColumn``; see ``pipeline.entities``), 2-3x faster than calling ``func`` per row.
-    It returns ``(values, todo)``: ``values`` holds ``func``'s result for each row, as a
-    list or as an array the parsers read the same way (a float64 array for numbers, NaN
-    for None, ints as floats; a string array from ``text_each_once``), and ``todo`` a mask
-    of the rows it leaves to ``func`` (unusual values, and every value ``func`` would
-    refuse), or None. ``func`` stays the definition: ``columnar`` must agree with it on
-    every other row.
+    For URL lookups and short nested lists (``contactMechList``), where a per-value Python
+    function is the clear way to say it. ``kind`` is "text" or "number". ``func`` raises
+    ``BadValue`` for a value it cannot take; that row is then reported.
     """
 
     source: str
     func: Callable[[Any, TransformContext], Any]
     kind: str = "text"
-    columnar: Columnar | None = None
+
+    def apply(self, raw: pd.DataFrame, ctx: TransformContext) -> tuple[pd.Series, Problems]:
+        """Return the derived column, parsed as ``kind``, and the rows it could not derive."""
+        refused: Problems = {}
+        values = []
+        # A plain loop: Series.map adds ~1 us per value on top of the function.
+        for label, value in _field(raw, self.source).items():
+            try:
+                values.append(self.func(value, ctx))
+            except BadValue as exc:
+                refused[label] = str(exc)
+                values.append(None)
+        parsed, problems = _parse(values, raw.index, self.kind)
+        return parsed, {**problems, **refused}
+
+
+#: What a ``Nested`` function returns: one value per row (a list, or an array such as a
+#: float64 one with NaN for no value) and {row position -> why} for the rows it refuses.
+NestedResult = tuple[Any, dict[int, str]]
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A column computed from the nested list field ``source`` for a whole chunk at once.
+
+    ``func(lists, ctx)`` receives the field as a ``ListColumn`` and returns a
+    ``NestedResult``; the values are then parsed as ``kind`` ("text" or "number"), so a
+    value that is not one (junk in a display string) is reported by the parser.
+    """
+
+    source: str
+    func: Callable[[ListColumn, TransformContext], NestedResult]
+    kind: str = "text"
 
     def apply(
         self,
@@ -264,88 +272,69 @@ class Derived:
         ctx: TransformContext,
         lists: dict[str, ListColumn] | None = None,
     ) -> tuple[pd.Series, Problems]:
-        """Return the derived column, parsed as ``kind``, and the rows it could not derive.
+        """Return the column, parsed as ``kind``, and the rows it could not take.
 
-        ``lists`` (source field -> ``ListColumn``) shares work between the rules of one
-        mapping; ``apply_mapping`` passes one per call.
+        ``lists`` (source field -> ``ListColumn``) shares the flattened lists between the
+        rules of one mapping; ``apply_mapping`` passes one per call.
         """
-        column = _field(raw, self.source)
-        refused: Problems = {}
-        if self.columnar is None:
-            # A plain loop over the values: Series.map adds ~1 us per value on top of the
-            # function.
-            values: Any = [self._call(v, ctx, label, refused) for label, v in column.items()]
-        else:
-            if lists is None:
-                lists = {}
-            if self.source not in lists:
-                lists[self.source] = ListColumn(column)
-            values, todo = self.columnar(lists[self.source], ctx)
-            if todo is not None and todo.any():
-                if not isinstance(values, list):
-                    values = [None if v != v else v for v in values.tolist()]  # NaN is None
-                raw_values = column.to_numpy()
-                labels = column.index
-                for row in np.flatnonzero(todo).tolist():
-                    values[row] = self._call(raw_values[row], ctx, labels[row], refused)
-        parsed, problems = self._parse(values, raw.index)
-        return parsed, {**problems, **refused}
-
-    def _call(self, value: Any, ctx: TransformContext, label: Any, refused: Problems) -> Any:
-        try:
-            return self.func(value, ctx)
-        except BadValue as exc:
-            refused[label] = str(exc)
-            return None
-
-    def _parse(self, derived: Any, index: pd.Index) -> tuple[pd.Series, Problems]:
-        # A list is inferred like Series.map's result would be (numbers -> float64,
-        # strings -> str), so the parsers see the same values; numbers and strings go to
-        # them typed (their fast paths), anything else as objects, as map's would. A
-        # columnar rule's arrays are typed already.
-        try:
-            values = pd.Series(derived, index=index)
-        except UnicodeEncodeError:  # a lone surrogate: to_text reports it
-            values = pd.Series(derived, index=index, dtype=object)
-        if self.kind == "number":
-            kind = values.dtype
-            numeric = pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
-            numbers, bad = coerce.to_number(values if numeric else values.astype(object))
-            return numbers, _problems(bad, "is not a finite number", numbers)
-        if not isinstance(values.dtype, pd.StringDtype):
-            values = values.astype(object)
-        texts, bad = coerce.to_text(values)
-        return texts, _problems(bad, _text_reason, values)
+        if lists is None:
+            lists = {}
+        if self.source not in lists:
+            lists[self.source] = ListColumn(_field(raw, self.source))
+        values, refused = self.func(lists[self.source], ctx)
+        parsed, problems = _parse(values, raw.index, self.kind)
+        labels = raw.index
+        return parsed, {**problems, **{labels[row]: why for row, why in refused.items()}}
 
 
-#: What pandas makes of a list of strings and None: "str", held by pyarrow (pandas >= 3).
-_TEXT_DTYPE = pd.Series(["", None]).dtype
-_ARROW_TEXT = isinstance(_TEXT_DTYPE, pd.StringDtype) and _TEXT_DTYPE.storage == "pyarrow"
+def _parse(derived: Any, index: pd.Index, kind: str) -> tuple[pd.Series, Problems]:
+    """A derived column's values, parsed as ``kind`` ("text" or "number")."""
+    # A list as objects (each value as the function gave it); an array keeps its dtype.
+    values = pd.Series(derived, index=index, dtype=getattr(derived, "dtype", object))
+    if kind == "number":
+        numbers, bad = coerce.to_number(values)
+        return numbers, _problems(bad, NOT_A_NUMBER, numbers)
+    texts, bad = coerce.to_text(values)
+    return texts, _problems(bad, _text_reason, values)
 
 
-def text_each_once(func: Callable[[Any], str | None], values: list[Any]) -> Any:
-    """``[func(v) for v in values]``, calling ``func`` once per distinct value.
+def each_distinct(
+    func: Callable[[Any], Any], values: np.ndarray
+) -> tuple[np.ndarray, dict[int, str]]:
+    """``func(v)`` for every value (an object array), called once per distinct string.
 
-    Returns a string array like pd.Series would build from that list, without converting
-    each row's string again: each distinct result is converted once and repeated by
-    position. A plain list when ``func`` returns anything but strings and None (or the
-    values are unhashable). ``func`` must give equal results for equal values of the JSON
-    types (1 == 1.0 == True share one call), as URL lookups do.
+    For lookups such as ``ctx.party_id`` over a chunk, where a few distinct URLs repeat.
+    Returns the results (an object array) and {position -> message} for the values
+    ``func`` refuses with ``BadValue``. Values that are not strings (None, junk) are
+    rare and passed to ``func`` one by one.
     """
-    try:
-        distinct = list(set(values))
-    except TypeError:  # an unhashable value (a list or dict where a string belongs)
-        return [func(v) for v in values]
-    results = [func(v) for v in distinct]
-    where = {v: i for i, v in enumerate(distinct)}
-    positions = np.fromiter(map(where.__getitem__, values), np.intp, len(values))
-    if not _ARROW_TEXT or not all(r is None or type(r) is str for r in results):
-        return [results[i] for i in positions.tolist()]
-    texts = pa.array(results, type=pa.large_string()).take(positions)
-    return pd.array(texts, dtype=_TEXT_DTYPE)
+    out = np.full(len(values), None, dtype=object)
+    refused: dict[int, str] = {}
+
+    def call(value: Any) -> tuple[Any, str | None]:
+        try:
+            return func(value), None
+        except BadValue as exc:
+            return None, str(exc)
+
+    text = np.fromiter(map(isinstance, values, repeat(str)), bool, len(values))
+    if text.any():
+        codes, distinct = pd.factorize(values[text])
+        results = [call(value) for value in distinct]
+        out[text] = np.fromiter((result for result, _ in results), object, len(results))[codes]
+        reasons = {code: why for code, (_, why) in enumerate(results) if why is not None}
+        if reasons:
+            refusing = np.isin(codes, list(reasons))
+            positions = np.flatnonzero(text)[refusing].tolist()
+            refused.update(zip(positions, map(reasons.__getitem__, codes[refusing]), strict=True))
+    for position in np.flatnonzero(~text).tolist():
+        out[position], why = call(values[position])
+        if why is not None:
+            refused[position] = why
+    return out, refused
 
 
-Rule = Text | Number | Timestamp | Derived
+Rule = Text | Number | Timestamp | Derived | Nested
 
 
 def _field(raw: pd.DataFrame, name: str) -> pd.Series:
@@ -380,9 +369,9 @@ def apply_mapping(
     """
     columns: dict[str, pd.Series] = {}
     problems: dict[Any, list[str]] = {}
-    lists: dict[str, ListColumn] = {}  # flattened once per list field, for Derived rules
+    lists: dict[str, ListColumn] = {}  # flattened once per list field, for Nested rules
     for target, rule in mapping.items():
-        if isinstance(rule, Derived):
+        if isinstance(rule, Nested):
             values, bad = rule.apply(raw, ctx, lists)
         else:
             values, bad = rule.apply(raw, ctx)

@@ -21,7 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.entities import ENTITIES
-from schemas.tables import quarantine, sync_runs
+from schemas.tables import quarantine
+from warehouse.runs import FAILURE_STATUSES, runs_started_since
 
 #: What separates the reasons of one record in ``quarantine.reasons``.
 REASON_SEPARATOR = "; "
@@ -99,11 +100,7 @@ def quality_report(
     open_counts = open_rule_counts(conn)
     entities = []
     for name in ENTITIES:
-        runs = conn.execute(
-            sa.select(sync_runs)
-            .where(sync_runs.c.entity == name, sync_runs.c.started_at >= since)
-            .order_by(sync_runs.c.started_at)
-        ).all()
+        runs = runs_started_since(conn, name, since)
         open_records, rules = open_counts.get(name, (0, Counter()))
         extracted = sum(r.extracted for r in runs)
         quarantined = sum(r.quarantined for r in runs)
@@ -113,7 +110,7 @@ def quality_report(
             {
                 "entity": name,
                 "runs": len(runs),
-                "failed_runs": sum(r.status in ("failed", "crashed", "stale") for r in runs),
+                "failed_runs": sum(r.status in FAILURE_STATUSES for r in runs),
                 "extracted": extracted,
                 "quarantined": quarantined,
                 "quarantine_share": round(quarantined / extracted, 6) if extracted else 0.0,

@@ -16,7 +16,8 @@ successful one:
                         once it also reaches QUARANTINE_FAIL_MIN_RECORDS),
              else "operational".
 
-The expected interval is the entity's schedule in prefect.yaml (stock 15 min, others 60).
+The expected interval is the entity's ``EntitySpec.expected_interval``: its fastest schedule
+in prefect.yaml (stock and products 15 min, the others 60; a test keeps the two in step).
 
 Next to the score each row carries ``open_quarantine``: the distinct records of the entity
 in quarantine now (open entries), however many runs read them. ``metrics.errors`` stays
@@ -32,19 +33,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.entities import ENTITIES
-from schemas.tables import sync_runs
+from warehouse.runs import FAILURE_STATUSES, LOADED_STATUSES, RunStatus, last_finished_run
 from warehouse.state import count_open_quarantine
 
-#: How often each entity is expected to sync (matches the schedules in prefect.yaml).
-EXPECTED_INTERVAL: dict[str, timedelta] = {
-    "facilities": timedelta(hours=1),
-    "vendors": timedelta(hours=1),
-    "products": timedelta(hours=1),
-    "stock": timedelta(minutes=15),
-    "purchase_orders": timedelta(hours=1),
-}
-
-FAILED_STATES = ("failed", "crashed", "stale")
+FAILED_STATES = FAILURE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ def health_score(
     if latest is not None:
         if latest.status in FAILED_STATES:
             score -= 50
-        elif latest.status == "degraded":
+        elif latest.status == RunStatus.DEGRADED:
             score -= 20
         if latest.extracted:
             score -= min(20.0, 400.0 * latest.quarantined / latest.extracted)
@@ -116,18 +108,11 @@ def entity_status(
     share of its records is at least degraded.
     """
     now = now or datetime.now(UTC)
-    finished = (
-        sa.select(sync_runs)
-        .where(sync_runs.c.entity == entity, sync_runs.c.status != "running")
-        .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
-    )
-    latest_rec = conn.execute(finished.limit(1)).first()
-    success_rec = conn.execute(
-        finished.where(sync_runs.c.status.in_(("succeeded", "degraded"))).limit(1)
-    ).first()
+    latest_rec = last_finished_run(conn, entity)
+    success_rec = last_finished_run(conn, entity, LOADED_STATUSES)
     latest = _row(latest_rec) if latest_rec else None
     success = _row(success_rec) if success_rec else None
-    interval = EXPECTED_INTERVAL.get(entity, timedelta(hours=1))
+    interval = ENTITIES[entity].expected_interval
     score = health_score(latest, success, now, interval)
     too_much_quarantined = bool(
         latest and latest.extracted and latest.quarantined / latest.extracted > quarantine_ratio

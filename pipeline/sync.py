@@ -13,14 +13,10 @@ benchmarks. The contract it keeps:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import queue
-import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +24,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from connectors.finale import FinaleClient
-from connectors.finale.redact import redact_text
-from pipeline.entities import EntitySpec
+from connectors.redact import redact_text
+from pipeline.ahead import worked_ahead
+from pipeline.entities import CATALOGUES, EntitySpec
+from pipeline.loading import Batch, RunLoader, Written
 from pipeline.mapping import TransformContext
 from pipeline.transform import (
     ChunkResult,
@@ -38,33 +36,15 @@ from pipeline.transform import (
     duplicate_label,
     transform_chunk,
 )
-from schemas import tables
-from warehouse import load, state
+from warehouse import load, runs, state
 from warehouse.canonical import RenderedRows, render_rows
-from warehouse.stock import StockStager
+from warehouse.runs import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 
 #: How a run reads. "backfill" reads [since, until] like "incremental" but never moves the
 #: watermark, and is recorded (sync_runs, subflow names, events) as a backfill.
 MODES = ("incremental", "full", "backfill")
-
-#: The result fields written to ``sync_runs`` when a run finishes.
-RUN_FIELDS = (
-    "finished_at",
-    "extracted",
-    "inserted",
-    "updated",
-    "unchanged",
-    "quarantined",
-    "deleted",
-    "watermark_before",
-    "watermark_after",
-    "source_count",
-    "warehouse_count",
-    "source_checksum",
-    "warehouse_checksum",
-)
 
 
 class QuarantineThresholdExceeded(Exception):
@@ -91,9 +71,9 @@ class SyncOptions:
     quarantine_fail_min_records: int = 3
     tz: str = "UTC"
     advance_watermark: bool = True
+    #: How many chunks ``chunks`` reads ahead of the one loading (0 = none, one thread).
     prefetch: int = 1
-    #: How many chunks the flow prepares at once through its task runner (1 = the
-    #: read-ahead thread of ``chunks``). Loads and commits stay in order either way.
+    #: How many chunks ``chunks`` prepares at once. Loads and commits stay in read order.
     parallel_chunks: int = 1
 
     def __post_init__(self) -> None:
@@ -111,10 +91,9 @@ class SyncOptions:
 class Chunk:
     """One raw chunk plus the watermark it advances to once committed (None = no advance).
 
-    ``prepared`` is the chunk already transformed by ``EntitySync.prepare`` (in the
-    read-ahead thread of ``chunks``, or in a task runner's worker while earlier chunks
-    load), ``rendered`` its main table's rows already rendered for the loader; ``process``
-    does either itself when it is None.
+    ``prepared`` is the chunk already transformed by ``EntitySync.prepare`` (ahead of its
+    load, see ``chunks``), ``rendered`` its main table's rows already rendered for the
+    loader; ``process`` does either itself when it is None.
     """
 
     raw: pd.DataFrame
@@ -124,30 +103,14 @@ class Chunk:
 
 
 @dataclass
-class EntityRunResult:
-    """What one entity run did; also the row written to ``sync_runs``."""
+class EntityRunResult(RunRecord):
+    """What one entity run did: its ``sync_runs`` record (``RunRecord``, whose fields are
+    the ones ``finish`` writes) plus what only the process that ran it saw."""
 
-    run_id: str
-    entity: str
-    mode: str
-    status: str = "running"
-    extracted: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    deleted: int = 0
-    chunks: int = 0
-    watermark_before: datetime | None = None
-    watermark_after: datetime | None = None
-    source_count: int | None = None
-    warehouse_count: int | None = None
-    source_checksum: str | None = None
-    warehouse_checksum: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    finished_at: datetime | None = None
-    duration_ms: int = 0
-    error: str | None = None
+    chunks: int = 0
+    #: Up to ``EntitySync.QUARANTINE_SAMPLE`` of the run's quarantined records (raw payloads:
+    #: reporting masks them).
     quarantine_sample: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -155,14 +118,6 @@ class EntityRunResult:
         """True when every extracted record is accounted for."""
         loaded = self.inserted + self.updated + self.unchanged + self.quarantined
         return self.extracted == loaded
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (datetimes as ISO strings)."""
-        out = asdict(self)
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat()
-        return out
 
 
 def _utcnow() -> datetime:
@@ -206,42 +161,28 @@ class EntitySync:
         self.options = options
         self.flow_run_id = flow_run_id
         mode = options.mode + ("-dry-run" if options.dry_run else "")
-        self.result = EntityRunResult(run_id=run_id, entity=spec.name, mode=mode)
+        self.result = EntityRunResult(
+            run_id=run_id, entity=spec.name, mode=mode, flow_run_id=flow_run_id
+        )
         self._given_conn = conn
         self._conn: sa.Connection | None = None
         self._clock = time.monotonic()
-        self._stager: StockStager | None = None
-        self._held_keys: set[tuple[Any, ...]] = set()
+        self._loader: RunLoader | None = None
         # Identities of the records this run has loaded: a record read again later in the
         # same read is a duplicate, quarantined rather than overwriting.
         self._seen = SeenIdentities()
         # Keys with an open quarantine entry (few): resolved when their record loads cleanly.
         self._open_quarantine: set[str] = set()
-        # Summed entities: open keys read cleanly, by the key whose total they join; they
-        # are resolved at the merge unless that total is held back.
-        self._clean_summed: dict[str, tuple[Any, ...]] = {}
-        self._source_hashes = load.ChecksumAccumulator()
         self._ctx = TransformContext(tz=options.tz)
         self._reader: Generator[Chunk, None, None] | None = None
-        self._gc_pause = contextlib.ExitStack()
-        self._track_deletions = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def __enter__(self) -> EntitySync:
-        # The run allocates millions of short-lived, acyclic objects (parsed JSON, pandas
-        # and Arrow buffers) that reference counting frees; left on, the cyclic collector
-        # rescans the live chunks again and again (measured: ~20% of a full sync's CPU).
-        # It is paused for the whole run and resumes at its end. A chunk leaves only a few
-        # dozen small cyclic objects behind (measured; see Transport._send for the one big
-        # cycle, now broken); process() still clears the young generation every
-        # GC_EVERY_CHUNKS chunks, so other threads' cycles cannot pile up in a long run.
-        self._gc_pause.enter_context(_paused_gc())
         try:
             self._start()
         except BaseException:
             self._release()
-            self._gc_pause.close()
             raise
         return self
 
@@ -255,7 +196,7 @@ class EntitySync:
         self._conn = self._given_conn or self.engine.connect()
         with self._conn.begin():
             self.result.watermark_before = state.get_watermark(self._conn, self.spec.name)
-            state.start_run(
+            runs.start_run(
                 self._conn,
                 run_id=self.result.run_id,
                 flow_run_id=self.flow_run_id,
@@ -265,17 +206,9 @@ class EntitySync:
             )
             self._ctx = self._lookups(self._conn)
             self._open_quarantine = state.open_quarantine_keys(self._conn, self.spec.name)
-        if self.full_read:
-            with self._conn.begin():
-                # A full read into a table with no live rows cannot find deletions: every
-                # row it ends with came from the read itself. Skip collecting the keys then.
-                self._track_deletions = load.has_live_rows(self._conn, self.spec.table)
-                if self._track_deletions:
-                    load.begin_seen_keys(self._conn, self.spec.table)
-        if self.spec.summed:
-            with self._conn.begin():
-                self._stager = StockStager(self._conn, table=self.spec.table)
-                self._stager.open()
+        self._loader = self.spec.loading.start(
+            self._conn, self.spec.target, full_read=self.full_read
+        )
         if self.options.dry_run:
             self._conn.begin()
         if self.options.mode == "full":
@@ -285,16 +218,13 @@ class EntitySync:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self._reader is not None:
-            # Left mid-read (an error while loading): stop the read-ahead thread now rather
-            # than whenever the abandoned iterator is collected.
+            # Left mid-read (an error while loading): stop reading ahead now rather than
+            # whenever the abandoned iterator is collected.
             self._reader.close()
-        try:
-            assert self._conn is not None
-            if exc is not None:
-                self._fail(exc)
-            self._release()
-        finally:
-            self._gc_pause.close()
+        assert self._conn is not None
+        if exc is not None:
+            self._fail(exc)
+        self._release()
 
     def _reset_drift(self) -> None:
         # Rows edited in the warehouse behind the sync's back still carry the hash of what
@@ -302,8 +232,7 @@ class EntitySync:
         # them first: the full read then rewrites them from Finale (counted as updated).
         tx = self._begin()
         try:
-            tables = [self.spec.table] + ([self.spec.child.table] if self.spec.child else [])
-            for table in tables:
+            for table in self.spec.tables:
                 drifted = load.reset_drifted_hashes(self.conn, table)
                 if drifted:
                     log.warning(
@@ -351,34 +280,23 @@ class EntitySync:
     def chunks(self) -> Iterator[Chunk]:
         """Read the entity from Finale in chunks, each with the watermark it may advance to.
 
-        Chunks arrive transformed (``Chunk.prepared``). With ``options.prefetch`` > 0 a
-        background thread reads and transforms up to that many chunks ahead while the
-        caller loads the current one, so HTTP, JSON parsing and pandas overlap with the
-        database's work; memory stays bounded by ``(prefetch + 2) * chunk_size`` records.
+        Chunks arrive prepared (``Chunk.prepared``), in read order. With ``options.prefetch``
+        > 0 or ``options.parallel_chunks`` > 1 they are read and prepared in a thread pool
+        while the caller loads the current one (``pipeline.ahead``), so HTTP, JSON parsing
+        and pandas overlap with the database's work; memory stays bounded by about
+        ``(prefetch + parallel_chunks + 1) * chunk_size`` records.
         """
-        prepared = (self.prepare(chunk) for chunk in self._read())
-        if self.options.prefetch <= 0:
-            yield from prepared
+        parallel = self.options.parallel_chunks
+        if self.options.prefetch <= 0 and parallel == 1:
+            yield from (self.prepare(chunk) for chunk in self._read())
             return
-        reader = _read_ahead(prepared, self.options.prefetch, name=f"read-{self.spec.name}")
-        self._reader = reader
-        try:
-            yield from reader
-        finally:
-            self._reader = None
-
-    def raw_chunks(self) -> Iterator[Chunk]:
-        """Read the entity from Finale in chunks, not yet transformed (``prepared`` is None).
-
-        Each chunk carries the watermark it may advance to. The caller prepares them
-        (``prepare``), possibly several at once, and must hand them to ``process`` in the
-        order they were read. With ``options.prefetch`` > 0 a background thread reads up to
-        that many chunks ahead, so the HTTP reads overlap the caller's loads.
-        """
-        if self.options.prefetch <= 0:
-            yield from self._read()
-            return
-        reader = _read_ahead(self._read(), self.options.prefetch, name=f"read-{self.spec.name}")
+        reader = worked_ahead(
+            self._read(),
+            self.prepare,
+            ahead=max(1, self.options.prefetch) + parallel - 1,
+            workers=parallel,
+            name=f"read-{self.spec.name}",
+        )
         self._reader = reader
         try:
             yield from reader
@@ -396,7 +314,7 @@ class EntitySync:
             return chunk
         outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
         rendered: RenderedRows | None = None
-        if not self.spec.summed:
+        if self.spec.loading.renders_rows:
             try:
                 rendered = render_rows(self.spec.table, outcome.frames[self.spec.table.name])
             except Exception:
@@ -448,13 +366,8 @@ class EntitySync:
     def process(self, chunk: Chunk) -> ChunkResult:
         """Transform one chunk (unless ``chunks`` did) and commit it with its watermark in
         one transaction."""
-        if len(chunk.raw) and "products" in self.spec.lookups and not self._ctx.product_skus:
-            # Not a content problem: quarantining every record would bury the cause.
-            raise MissingCatalogue(
-                f"{self.spec.name}: the warehouse's product catalogue is empty, so no record "
-                "can be resolved to a SKU (product URLs are never guessed); sync products "
-                f"first: invsync sync --entities products,{self.spec.name}"
-            )
+        if len(chunk.raw):
+            self._require_catalogues()
         outcome = chunk.prepared
         if outcome is None:
             outcome = transform_chunk(self.spec, chunk.raw, self._ctx)
@@ -472,7 +385,17 @@ class EntitySync:
         conn = self.conn
         tx = self._begin()
         try:
-            counts = self._load(conn, outcome, now, rendered)
+            batch = Batch(
+                outcome.frames, outcome.quarantined_keys, rendered, self._clean_keys(outcome)
+            )
+            written = self._loaded.load(conn, batch, now)
+            counts = {
+                "extracted": outcome.extracted,
+                "quarantined": len(outcome.quarantined),
+                "inserted": written.inserted,
+                "updated": written.updated,
+                "unchanged": written.unchanged,
+            }
             if outcome.quarantined:
                 state.record_quarantine(
                     conn,
@@ -481,39 +404,44 @@ class EntitySync:
                     [_quarantine_row(q) for q in outcome.quarantined],
                     created_at=now,
                 )
-            self._resolve_quarantine(conn, outcome, now)
+            self._resolve(conn, written, now)
             if chunk.watermark is not None and self.may_advance_watermark:
                 state.set_watermark(conn, self.spec.name, chunk.watermark, now=now)
-            state.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
+            runs.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
             tx.commit()
         except BaseException:
             tx.rollback()
             raise
         self._count(counts, outcome, chunk)
-        if self.result.chunks % GC_EVERY_CHUNKS == 0:
-            gc.collect(0)  # young objects only: ~15 ms with a chunk read ahead
         return outcome
 
-    def _resolve_quarantine(self, conn: sa.Connection, outcome: ChunkResult, now: datetime) -> None:
-        """Close the open quarantine entries of records this chunk loaded cleanly."""
+    def _clean_keys(self, outcome: ChunkResult) -> dict[str, int]:
+        """Open quarantine keys this chunk read cleanly -> their row in its main frame."""
         if not self._open_quarantine:
-            return
-        main = outcome.frames[self.spec.table.name]
-        clean = [
-            (key, position)
+            return {}
+        return {
+            key: position
             for position, key in enumerate(outcome.source_keys(self.spec))
             if key in self._open_quarantine
-        ]
-        if not clean:
-            return
-        if self._stager is not None:
-            keys = main[self.spec.key_columns].itertuples(index=False, name=None)
-            pairs = list(keys)
-            self._clean_summed.update((key, pairs[position]) for key, position in clean)
-            return
-        resolved = {key for key, _ in clean}
-        state.resolve_quarantine(conn, self.spec.name, resolved, now)
-        self._open_quarantine -= resolved
+        }
+
+    def _resolve(self, conn: sa.Connection, written: Written, now: datetime) -> None:
+        """Close the open quarantine entries of records that loaded cleanly."""
+        if written.resolved:
+            state.resolve_quarantine(conn, self.spec.name, written.resolved, now)
+            self._open_quarantine -= written.resolved
+
+    def _require_catalogues(self) -> None:
+        for name in sorted(self.spec.required_lookups):
+            catalogue = CATALOGUES[name]
+            if not getattr(self._ctx, catalogue.context_field):
+                # Not a content problem: quarantining every record would bury the cause.
+                raise MissingCatalogue(
+                    f"{self.spec.name}: the warehouse's {catalogue.entity} catalogue is empty, "
+                    "so no record can be resolved (URLs are never guessed); sync "
+                    f"{catalogue.entity} first: invsync sync --entities "
+                    f"{catalogue.entity},{self.spec.name}"
+                )
 
     def _begin(self) -> sa.RootTransaction | sa.NestedTransaction:
         # A dry run does all its work inside one outer transaction that finish() rolls
@@ -522,39 +450,11 @@ class EntitySync:
             return self.conn.begin_nested()
         return self.conn.begin()
 
-    def _load(
-        self,
-        conn: sa.Connection,
-        outcome: ChunkResult,
-        now: datetime,
-        rendered: RenderedRows | None = None,
-    ) -> dict[str, int]:
-        main = outcome.frames[self.spec.table.name]
-        counts = {"extracted": outcome.extracted, "quarantined": len(outcome.quarantined)}
-        if self._stager is not None:
-            # Summed over the whole read before anything is compared: the other counts come
-            # from the merge in finish(), in entries like these.
-            self._stager.add(main)
-            self._held_keys.update(outcome.quarantined_keys)
-            return counts
-        if rendered is None or len(rendered) != len(main):
-            rendered = render_rows(self.spec.table, main)
-        loaded = load.load_rendered(conn, self.spec.table, rendered, synced_at=now)
-        self._source_hashes.add(loaded.hashes)
-        if self.spec.child is not None:
-            child = outcome.frames[self.spec.child.table.name]
-            child_loaded = load.load_chunk(conn, self.spec.child.table, child, synced_at=now)
-            load.delete_surplus_lines(conn, main, synced_at=now)
-            del child_loaded
-        if self._track_deletions:
-            load.add_seen_rendered(conn, self.spec.table, rendered)
-            # A quarantined record is still in Finale: it must not be marked deleted.
-            quarantined_keys = pd.DataFrame(
-                outcome.quarantined_keys, columns=self.spec.key_columns, dtype=object
-            )
-            load.add_seen_keys(conn, self.spec.table, quarantined_keys)
-        counts.update(inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged)
-        return counts
+    @property
+    def _loaded(self) -> RunLoader:
+        if self._loader is None:
+            raise RuntimeError("EntitySync must be used as a context manager")
+        return self._loader
 
     def _count(self, counts: dict[str, int], outcome: ChunkResult, chunk: Chunk) -> None:
         r = self.result
@@ -575,18 +475,17 @@ class EntitySync:
         conn = self.conn
         tx = self._begin()
         try:
-            if self._stager is not None:
-                self._merge_summed(conn, now)
-            elif self.full_read:
-                if self._track_deletions:
-                    r.deleted = load.mark_missing(conn, self.spec.table, synced_at=now)
-                if self.spec.child is not None:
-                    # An order gone from Finale takes its lines with it.
-                    load.mark_deleted_children(
-                        conn, self.spec.child.table, self.spec.table, synced_at=now
-                    )
+            # Counted in records read: a summed key held back at the merge (a part of it
+            # was quarantined) keeps its stored value, and its parts count as quarantined.
+            written = self._loaded.finish(conn, now)
+            r.inserted += written.inserted
+            r.updated += written.updated
+            r.unchanged += written.unchanged
+            r.quarantined += written.held_back
+            r.deleted += written.deleted
+            self._resolve(conn, written, now)
             if self.full_read:
-                r.source_count, r.source_checksum = self._source_hashes.result()
+                r.source_count, r.source_checksum = self._loaded.source_hashes.result()
                 r.warehouse_count, r.warehouse_checksum = load.table_checksum(conn, self.spec.table)
             r.status = self._judge()
             r.finished_at = _utcnow()
@@ -596,34 +495,16 @@ class EntitySync:
                 tx.commit()
                 conn.rollback()
                 tx = conn.begin()
-            state.finish_run(
-                conn, r.run_id, r.entity, r.status, error=r.error, **self._run_fields()
-            )
+            runs.finish_record(conn, r)
             tx.commit()
         except BaseException:
             tx.rollback()
             raise
-        if r.status == "failed":
+        if r.status == RunStatus.FAILED:
             raise QuarantineThresholdExceeded(r.error)
         return r
 
-    def _merge_summed(self, conn: sa.Connection, now: datetime) -> None:
-        # Counted in entries read. A key (product at a sub-location) with a quarantined
-        # entry keeps its stored value, since its sum would be incomplete: its other
-        # entries are held back and count as quarantined too.
-        assert self._stager is not None
-        merged = self._stager.merge(synced_at=now, exclude_pairs=self._held_keys)
-        entries = self._stager.entry_counts
-        r = self.result
-        r.inserted, r.updated, r.unchanged = entries.inserted, entries.updated, entries.unchanged
-        r.quarantined += entries.held_back
-        r.deleted = merged.deleted
-        loaded = {key for key, pair in self._clean_summed.items() if pair not in self._held_keys}
-        if loaded:
-            state.resolve_quarantine(conn, self.spec.name, loaded, now)
-        self._source_hashes.add(merged.checksum)
-
-    def _judge(self) -> str:
+    def _judge(self) -> RunStatus:
         r = self.result
         # Both a share and a count: one dirty supplier of eight is 12.5% but no outage.
         too_many = r.quarantined >= self.options.quarantine_fail_min_records
@@ -635,22 +516,18 @@ class EntitySync:
                 f"({self.options.quarantine_fail_ratio:.2%}); "
                 "see the quarantine table for the reasons"
             )
-            return "failed"
+            return RunStatus.FAILED
         if r.source_checksum is not None and (
             r.source_count != r.warehouse_count or r.source_checksum != r.warehouse_checksum
         ):
-            return "degraded"
-        return "succeeded"
-
-    def _run_fields(self) -> dict[str, Any]:
-        r = self.result
-        return {name: getattr(r, name) for name in RUN_FIELDS}
+            return RunStatus.DEGRADED
+        return RunStatus.SUCCEEDED
 
     def _fail(self, exc: BaseException) -> None:
         r = self.result
-        if r.status == "failed":
+        if r.status == RunStatus.FAILED:
             return
-        r.status = "failed"
+        r.status = RunStatus.FAILED
         r.error = redact_text(f"{type(exc).__name__}: {exc}")[:2000]
         r.finished_at = _utcnow()
         r.duration_ms = int((time.monotonic() - self._clock) * 1000)
@@ -659,129 +536,25 @@ class EntitySync:
             if conn.in_transaction():
                 conn.rollback()
             with conn.begin():
-                state.finish_run(
-                    conn, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
-                )
+                runs.finish_record(conn, r)
         except Exception:
             # The run's connection may be what failed (and its lock with it): record the
             # root cause on a fresh one, so sync_runs and the caller say the same.
             try:
                 with self.engine.begin() as fresh:
-                    state.finish_run(
-                        fresh, r.run_id, r.entity, "failed", error=r.error, **self._run_fields()
-                    )
+                    runs.finish_record(fresh, r)
             except Exception:
                 log.exception("could not record the failed run of %s", r.entity)
 
     def _lookups(self, conn: sa.Connection) -> TransformContext:
         """The URL catalogues the entity resolves against (``EntitySpec.lookups``)."""
-        catalogues = {
-            "facilities": (
-                "facility_ids",
-                tables.facilities.c.facility_url,
-                tables.facilities.c.facility_id,
-            ),
-            "vendors": ("party_ids", tables.vendors.c.finale_url, tables.vendors.c.party_id),
-            # Deleted rows too: a URL the warehouse once resolved still names that record
-            # (stock may outlive its product in Finale's reports).
-            "products": ("product_skus", tables.products.c.finale_url, tables.products.c.sku),
-        }
         found: dict[str, dict[str, str]] = {}
         for name in self.spec.lookups:
-            attribute, url, key = catalogues[name]
-            query = sa.select(url, key).where(url.is_not(None))
-            found[attribute] = dict(conn.execute(query).tuples().all())
+            catalogue = CATALOGUES[name]
+            query = sa.select(catalogue.url, catalogue.key).where(catalogue.url.is_not(None))
+            found[catalogue.context_field] = dict(conn.execute(query).tuples().all())
         return TransformContext(tz=self.options.tz, **found)
 
 
 def _quarantine_row(q: QuarantineRecord) -> dict[str, Any]:
     return {"source_key": q.source_key, "reasons": "; ".join(q.reasons), "payload": q.payload}
-
-
-#: How often (in committed chunks) a run clears the young generation of the paused collector.
-GC_EVERY_CHUNKS = 10
-
-
-# --- read-ahead and garbage-collector pauses ----------------------------------------------------
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = True
-
-
-@contextlib.contextmanager
-def _paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a block allocates many objects (a run).
-
-    Parsing pages of JSON and mapping them allocate millions of small, acyclic objects that
-    reference counting frees; the collector would rescan them again and again (measured:
-    JSON parsing ~3x slower, mapping ~1.7x). Pauses nest and may overlap across threads
-    (concurrent entity runs); the collector runs again once the last one ends, if it was
-    enabled before the first.
-    """
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-#: How long closing a read-ahead waits for its thread (a request in flight finishes or times
-#: out on its own; the daemon thread then ends without handing anything over).
-READ_AHEAD_JOIN_SECONDS = 10.0
-
-
-def _read_ahead(items: Iterator[Chunk], depth: int, *, name: str) -> Generator[Chunk, None, None]:
-    """Produce ``items`` in a background thread, at most ``depth`` ahead of the consumer.
-
-    Errors of the producer are raised in the consumer, in order. When the consumer stops
-    early (an error while loading, or it closes the iterator), the producer is told to stop
-    and closes ``items`` in its own thread.
-    """
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer("item", item):
-                    return
-            offer("end", None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            offer("error", exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-            del value  # do not hold a loaded chunk while waiting for the next
-    finally:
-        stop.set()
-        thread.join(timeout=READ_AHEAD_JOIN_SECONDS)

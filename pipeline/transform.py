@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 
 from connectors.finale.columnar import decode_deferred
-from pipeline.entities import EntitySpec, order_totals
+from pipeline.entities import EntitySpec
 from pipeline.mapping import Timestamp, TransformContext, apply_mapping, list_problems, shown
 from pipeline.validate import failed_checks, merge_reasons
-
-#: Columns the loader maintains itself; transforms never produce them.
-BOOKKEEPING_COLUMNS = frozenset({"content_hash", "deleted_at", "synced_at"})
+from warehouse.canonical import business_columns
 
 
 @dataclass
@@ -87,11 +85,6 @@ class ChunkResult:
         )
 
 
-def business_columns(table: Any) -> list[str]:
-    """The columns of ``table`` a transform fills (all but the loader's bookkeeping)."""
-    return [c.name for c in table.columns if c.name not in BOOKKEEPING_COLUMNS]
-
-
 def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) -> ChunkResult:
     """Select, map, validate and split one raw chunk of ``spec``'s collection.
 
@@ -112,7 +105,8 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         child_frame["parent"] = exploded["parent"]
         child_problems = merge_reasons(child_parse, failed_checks(child_frame, spec.child.schema))
         problems = merge_reasons(problems, _lift_to_parent(child_problems, exploded))
-        frame = order_totals(frame, raw, child_frame)
+        if spec.child.finalise is not None:
+            frame = spec.child.finalise(frame, raw, child_frame)
     problems = merge_reasons(
         problems,
         failed_checks(frame, spec.schema),
@@ -133,11 +127,11 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
     keep = np.ones(len(frame), dtype=bool)
     keep[bad] = False
     good = frame[keep]
-    columns = list(spec.output_columns or business_columns(spec.table))
+    columns = spec.loading.columns(spec.table)
     frames = {spec.table.name: good[columns].reset_index(drop=True)}
     if spec.child is not None and child_frame is not None:
         kept = child_frame[~child_frame["parent"].isin(bad)]
-        child_columns = business_columns(spec.child.table)
+        child_columns = [c.name for c in business_columns(spec.child.table)]
         frames[spec.child.table.name] = kept[child_columns].reset_index(drop=True)
     known = frame.loc[bad, spec.key_columns].dropna()
     return ChunkResult(

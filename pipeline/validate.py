@@ -1,14 +1,18 @@
 """Split a mapped chunk into the rows that load and the rows that go to quarantine.
 
 The rules and their human reason texts live in the pandera schemas of ``schemas/clean.py``.
-A lazy ``schema.validate`` spends about a third of its time building an error report
-(SchemaErrors, consolidated failure-case frames, summaries) of which we only read four
-columns, and that cost barely shrinks with the number of failing rows. So for the plain
-schemas we use, :func:`failed_checks` runs the same pandera pieces column by column (the
-column's dtype coercion and dtype test, the nullable rule, each ``Check`` object) and
-collects the failure cases pandera would report, in the order it would report them.
-Anything the fast path does not reproduce exactly goes through ``schema.validate(lazy=True)``
-as before, so contract errors keep coming from pandera's own report.
+They are applied through pandera's public API only, in two parts:
+
+* the contract (every column present, with its dtype) by pandera itself, validating the
+  chunk's empty head: no row is judged there, so a failure is a ``ContractError``. The
+  verdict depends only on the columns and dtypes, so it is kept per schema and layout;
+* the rows, as vectorised masks: each column's null rule and its ``Check`` objects, called
+  on the column, give the rows they reject, and the check's ``error`` text is the reason.
+
+A lazy ``schema.validate`` of a whole chunk would say the same, but its error report costs
+about 20 ms a chunk whatever the number of failing rows. A check whose verdict is not one
+per row, or a schema with rules beyond these (uniqueness, frame-wide checks), is left to
+``schema.validate(lazy=True)`` on the whole chunk, and its report read instead.
 """
 
 from __future__ import annotations
@@ -16,41 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from pandera.api.checks import Check
-from pandera.config import ValidationDepth, get_config_context
-from pandera.engines.pandas_engine import Engine
 from pandera.errors import SchemaErrors
 
-#: One failure as pandera reports it: (column, check identifier, failing value, row label).
+#: One failure: (column, check identifier, failing value, row label), as pandera's
+#: ``failure_cases`` report has them.
 Case = tuple[Any, str, Any, Any]
-
-# Settings the fast path reproduces exactly: pandera's defaults. A schema, column or check
-# with any other setting (parsers, uniqueness, regex columns, strict, dataframe-level or
-# grouped or warning-only checks...) is validated by pandera itself.
-_PLAIN_SCHEMA: dict[str, Any] = {
-    "checks": [],
-    "parsers": [],
-    "index": None,
-    "dtype": None,
-    "coerce": False,
-    "strict": False,
-    "ordered": False,
-    "unique": None,
-    "unique_column_names": False,
-    "add_missing_columns": False,
-    "drop_invalid_rows": False,
-}
-_PLAIN_COLUMN: dict[str, Any] = {
-    "parsers": [],
-    "regex": False,
-    "required": True,
-    "unique": False,
-    "default": None,
-    "drop_invalid_rows": False,
-}
 
 
 class ContractError(Exception):
@@ -61,20 +37,23 @@ class ContractError(Exception):
 
 
 def failed_checks(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> dict[Any, list[str]]:
-    """Validate ``frame`` lazily and return {row index -> reasons} for every failing row.
+    """Validate ``frame`` and return {row index -> reasons} for every failing row.
 
-    Rows are in frame order; each row's reasons are in the order pandera reports them
-    (schema column order, then the null rule before the column's checks in their order).
+    Rows are in frame order; each row's reasons in schema column order, a column's null
+    rule before its checks, in their order.
 
     Raises:
         ContractError: when a failure is not tied to rows (a missing column, a wrong dtype).
     """
-    cases = _fast_failure_cases(frame, schema)
-    return _reasons_by_row(_pandera_failure_cases(frame, schema) if cases is None else cases, frame)
+    cases = _row_cases(frame, schema)
+    if cases is None:
+        return _reasons_by_row(_pandera_cases(frame, schema), frame)
+    _check_contract(frame, schema)
+    return _reasons_by_row(cases, frame)
 
 
-def _pandera_failure_cases(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> Iterable[Case]:
-    """Every failure case of pandera's full lazy report (the general, slower path)."""
+def _pandera_cases(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> Iterable[Case]:
+    """Every failure case of pandera's lazy report on ``frame``."""
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
@@ -83,96 +62,58 @@ def _pandera_failure_cases(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> I
     return []
 
 
-def _fast_failure_cases(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Case] | None:
-    """The failure cases pandera would report for ``frame``, without its lazy report.
+#: Layouts (schema, columns and dtypes) whose empty frame pandera has accepted; the schema
+#: is kept so that its id is not reused.
+_ACCEPTED: dict[tuple[Any, ...], pa.DataFrameSchema] = {}
 
-    Returns None when the schema, the frame or a result is outside what this path mirrors
-    exactly (non-default settings, a missing column, a failed dtype test or coercion, a
-    check that errors or does not give one verdict per row); the caller then asks pandera.
-    Only row-tied failures are possible here, so a contract error always takes that route.
+
+def _check_contract(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> None:
+    layout = (id(schema), str(frame.index.dtype), *map(str, frame.columns), *map(str, frame.dtypes))
+    if layout in _ACCEPTED:
+        return
+    _reasons_by_row(_pandera_cases(frame.iloc[:0], schema), frame)  # raises ContractError
+    _ACCEPTED[layout] = schema
+
+
+def _row_cases(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Case] | None:
+    """The rows each column rule rejects, or None when a rule is not judged per row here.
+
+    None too for a missing column and for one whose dtype is not the column's own (pandera
+    may test each value's type): pandera's whole report then says what is wrong.
     """
-    index = frame.index
-    config = get_config_context()
-    if not (
-        _is_plain(schema, _PLAIN_SCHEMA)
-        and config.validation_enabled
-        and config.validation_depth in (None, ValidationDepth.SCHEMA_AND_DATA)
-        and not config.use_narwhals_backend
-        and frame.columns.is_unique
-        # Row labels become dict keys as they are: no tuples, no null labels, no repeats.
-        and not isinstance(index, pd.MultiIndex)
-        and index.is_unique
-        and not index.hasnans
-    ):
+    if schema.checks or schema.unique or not frame.index.is_unique or not frame.columns.is_unique:
         return None
-    # (column, check identifier, failing values by row label), in pandera's report order.
-    pieces: list[tuple[Any, str, pd.Series]] = []
+    cases: list[Case] = []
     for name, column in schema.columns.items():
-        if name not in frame.columns or not _is_plain(column, _PLAIN_COLUMN):
+        if column.unique or name not in frame.columns:
             return None
         series = frame[name]
-        try:
-            # Same coercion and dtype test as pandera's DataFrame and column backends.
-            if column.coerce and column.dtype is not None:
+        if column.coerce and column.dtype is not None:
+            try:
                 series = column.dtype.try_coerce(series)
-            if column.dtype is not None and not _dtype_matches(column, series):
+            except Exception:  # pandera names the values it cannot coerce
                 return None
-        except Exception:
-            return None
-        if not column.nullable and series.hasnans:
-            pieces.append((name, "not_nullable", series[series.isna()]))
+        if column.dtype is not None and series.dtype != column.dtype.type:
+            return None  # pandera may test each value's type: its report names the odd ones
+        if not column.nullable:
+            cases += [(name, "not_nullable", None, label) for label in series.index[series.isna()]]
         for check in column.checks:
-            failing = _rejected_values(check, series)
-            if failing is None:
+            try:
+                output = check(series).check_output
+            except Exception:  # pandera reports the check's error
                 return None
-            if len(failing):
-                pieces.append((name, _check_identifier(check), failing))
-    if not pieces:
-        return []
-    # pandera concatenates the failing values of all checks into one column, which decides
-    # their type (an int beside floats becomes a float): concatenate them the same way so
-    # "(got ...)" shows the same value.
-    values = pd.concat([piece.rename("failure_case").to_frame() for _, _, piece in pieces])
-    columns = [name for name, _, piece in pieces for _ in range(len(piece))]
-    checks = [check for _, check, piece in pieces for _ in range(len(piece))]
-    labels = [label for _, _, piece in pieces for label in piece.index.tolist()]
-    return list(zip(columns, checks, values["failure_case"], labels, strict=True))
+            if not isinstance(output, pd.Series) or not output.index.is_unique:
+                return None  # one verdict for the whole column
+            # A check that skips nulls gives no verdict for them: they pass it.
+            failing = output.index[~output.fillna(False).astype(bool).to_numpy()]
+            label = _check_identifier(check)
+            values = series.loc[failing].tolist()  # Python values: "(got -2.0)"
+            cases += [(name, label, v, idx) for v, idx in zip(values, failing, strict=True)]
+    return cases
 
 
-def _rejected_values(check: Check, series: pd.Series) -> pd.Series | None:
-    """The values of ``series`` (by row label) that ``check`` rejects, as pandera reports them.
-
-    Calls the Check itself, which applies pandera's own rules (nulls skipped when the check
-    ignores them, element-wise checks, capped failure cases). None when the result is not
-    tied to rows (the check errors, gives one verdict for the whole column, or only warns):
-    pandera turns those into contract errors, so the caller asks pandera.
-    """
-    if check.raise_warning or check.groupby is not None:
-        return None
-    try:
-        result = check(series)
-    except Exception:
-        return None
-    if result.check_passed:
-        return series.iloc[:0]
-    if not isinstance(result.failure_cases, pd.Series):
-        return None
-    # Like pandera's report: a check that ignores nulls never reports a null value.
-    return result.failure_cases.dropna() if check.ignore_na else result.failure_cases
-
-
-def _dtype_matches(column: pa.Column, series: pd.Series) -> bool:
-    """pandera's dtype test: one verdict for the column, or one per value (all must pass)."""
-    verdict = column.dtype.check(Engine.dtype(series.dtype), series)
-    return verdict if isinstance(verdict, bool) else bool(np.asarray(verdict).all())
-
-
-def _is_plain(obj: Any, defaults: Mapping[str, Any]) -> bool:
-    return all(getattr(obj, key) == value for key, value in defaults.items())
-
-
-def _check_identifier(check: Check) -> str:
-    """The ``check`` column value pandera's report gives a failed ``Check``."""
+def _check_identifier(check: pa.Check) -> str:
+    """How pandera's report names a failed ``Check``: its error text, else its name."""
     if check.error is not None:
         return str(check.error)
     return str(check.name) if check.name is not None else str(check)

@@ -3,9 +3,11 @@
 - ``publish_run_artifacts(results, status_rows)``: counts, quarantine sample, health;
 - ``create_progress(key)`` / ``ProgressArtifact``: a backfill's progress bar;
 - ``emit_sync_event(result, status)``: ``inventory-sync.sync.{completed,degraded,failed}``;
-- ``reporting.masking``: pure masking of emails and phone numbers (no Prefect import).
+- masking of emails and phone numbers (``mask_pii``, ...) is re-exported from
+  ``connectors.redact``, the one module that masks secrets and personal data.
 """
 
+from connectors.redact import mask_email, mask_phone, mask_pii, mask_text
 from reporting.artifacts import (
     COUNTS_KEY,
     HEALTH_KEY,
@@ -23,7 +25,6 @@ from reporting.events import (
     entity_resource,
     sync_event_payload,
 )
-from reporting.masking import mask_email, mask_phone, mask_pii, mask_text
 
 __all__ = [
     "COUNTS_KEY",

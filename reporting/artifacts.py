@@ -35,9 +35,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from notifications.redact import redact_secrets
-from reporting.masking import mask_text
+from connectors.redact import mask_text, redact_secrets
 from reporting.tables import counts_table, health_markdown, quarantine_summary, quarantine_table
+from warehouse.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ def _publish(kind: str, key: str, create: Any, **kwargs: Any) -> UUID | None:
         return None
 
 
-def _description(results: Sequence[Mapping[str, Any]], run_id: str | None) -> str:
-    states = ", ".join(f"{r.get('entity')} {r.get('status')}" for r in results) or "no entities"
+def _description(results: Sequence[RunRecord], run_id: str | None) -> str:
+    states = ", ".join(f"{r.entity} {r.status.value}" for r in results) or "no entities"
     return f"Sync run `{run_id}`: {states}" if run_id else f"Sync run: {states}"
 
 
 def publish_run_artifacts(
-    results: Sequence[Mapping[str, Any]],
+    results: Sequence[RunRecord],
     status_rows: Sequence[Mapping[str, Any]] | None = None,
     *,
     run_id: str | None = None,
@@ -99,12 +99,11 @@ def publish_run_artifacts(
     """Publish the counts, quarantine-sample and health artifacts of one sync run.
 
     Call it inside the flow run (the artifacts are then linked to it), after the entities
-    finished, with their ``EntityRunResult.as_dict()`` results and the status rows of
+    finished, with their records (``EntityRunResult``) and the status rows of
     ``pipeline.status.all_statuses``.
 
     Args:
-        results: one dict per entity run (a failed entity may carry only entity, status
-            and error).
+        results: one record per entity run (a failed entity's may have no counts).
         status_rows: the status JSON per entity, or ``None`` if it could not be computed.
         run_id: the sync run id, shown in the artifact descriptions.
         per_entity: also publish ``sync-counts-<entity>`` per entity.
@@ -114,7 +113,7 @@ def publish_run_artifacts(
     """
     if not results and status_rows is None:
         return {}
-    run_id = run_id or next((str(r["run_id"]) for r in results if r.get("run_id")), None)
+    run_id = run_id or next((r.run_id for r in results if r.run_id), None)
     description = _description(results, run_id)
     published: dict[str, UUID | None] = {}
     if results:
@@ -127,7 +126,7 @@ def publish_run_artifacts(
         )
         if per_entity:
             for result in results:
-                key = artifact_key(COUNTS_KEY, str(result.get("entity")))
+                key = artifact_key(COUNTS_KEY, result.entity)
                 published[key] = _publish(
                     "table",
                     key,

@@ -22,7 +22,8 @@ from typing import Any
 
 from prefect.events import Event, emit_event
 
-from reporting.tables import clean_text
+from reporting.tables import chunks_of, clean_text
+from warehouse.runs import RunRecord, RunStatus
 
 EVENT_PREFIX = "inventory-sync.sync"
 EVENT_COMPLETED = f"{EVENT_PREFIX}.completed"
@@ -30,11 +31,11 @@ EVENT_DEGRADED = f"{EVENT_PREFIX}.degraded"
 EVENT_FAILED = f"{EVENT_PREFIX}.failed"
 RESOURCE_PREFIX = "inventory-sync.entity"
 
-_EVENT_OF_STATUS = {
-    "succeeded": EVENT_COMPLETED,
-    "degraded": EVENT_DEGRADED,
-    "failed": EVENT_FAILED,
-    "crashed": EVENT_FAILED,
+_EVENT_OF_STATUS: dict[str, str] = {
+    RunStatus.SUCCEEDED: EVENT_COMPLETED,
+    RunStatus.DEGRADED: EVENT_DEGRADED,
+    RunStatus.FAILED: EVENT_FAILED,
+    RunStatus.CRASHED: EVENT_FAILED,
 }
 
 
@@ -59,50 +60,41 @@ def entity_resource(entity: str) -> dict[str, str]:
 
 
 def sync_event_payload(
-    result: Mapping[str, Any], status: Mapping[str, Any] | None = None
+    result: RunRecord, status: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The event payload: counts, timings, reconciliation and health; no record data.
 
     Args:
-        result: ``EntityRunResult.as_dict()`` (or the short dict of a failed entity).
+        result: the run's record (a failed entity's may have no counts).
         status: the entity's status JSON row, for ``health_score`` and health status.
     """
+    data = result.as_dict()  # times as ISO strings, the status as its value
     counts = {
-        name: int(result.get(name) or 0)
+        name: data[name]
         for name in ("extracted", "inserted", "updated", "unchanged", "quarantined", "deleted")
     }
-    extracted = counts["extracted"]
-    reconciled = None
-    if result.get("source_checksum") is not None:
-        reconciled = result.get("source_count") == result.get("warehouse_count") and result.get(
-            "source_checksum"
-        ) == result.get("warehouse_checksum")
+    extracted = result.extracted
     status = status or {}
     return {
-        "run_id": result.get("run_id"),
-        "entity": result.get("entity"),
-        "mode": result.get("mode"),
-        "status": result.get("status"),
+        **{name: data[name] for name in ("run_id", "entity", "mode", "status")},
         **counts,
-        "chunks": int(result.get("chunks") or 0),
-        "duration_ms": result.get("duration_ms"),
-        "quarantine_share": round(counts["quarantined"] / extracted, 6) if extracted else None,
-        "watermark_after": result.get("watermark_after"),
-        "reconciled": reconciled,
+        "chunks": chunks_of(result),
+        "duration_ms": result.duration_ms,
+        "quarantine_share": round(result.quarantined / extracted, 6) if extracted else None,
+        "watermark_after": data["watermark_after"],
+        "reconciled": result.reconciled,
         "health_score": status.get("health_score"),
         "health_status": status.get("status"),
         "last_sync": status.get("last_sync"),
-        "error": clean_text(result.get("error"), limit=500),
+        "error": clean_text(result.error, limit=500),
     }
 
 
-def emit_sync_event(
-    result: Mapping[str, Any], status: Mapping[str, Any] | None = None
-) -> Event | None:
+def emit_sync_event(result: RunRecord, status: Mapping[str, Any] | None = None) -> Event | None:
     """Emit the event of one finished entity run.
 
     Args:
-        result: ``EntityRunResult.as_dict()`` of the run (needs ``entity`` and ``status``).
+        result: the run's record.
         status: the entity's row from ``pipeline.status.entity_status``, if computed.
 
     Returns:
@@ -112,9 +104,8 @@ def emit_sync_event(
     Raises:
         ValueError: if the result's status is not a finished run's status.
     """
-    entity = str(result.get("entity"))
     return emit_event(
-        event=event_name(str(result.get("status"))),
-        resource=entity_resource(entity),
+        event=event_name(result.status),
+        resource=entity_resource(result.entity),
         payload=sync_event_payload(result, status),
     )

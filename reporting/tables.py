@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
-from notifications.redact import redact_secrets, truncate
-from reporting.masking import mask_pii, mask_text
+from connectors.redact import mask_pii, mask_text, redact_secrets, truncate
+from pipeline.sync import EntityRunResult
+from warehouse.runs import RunRecord
 
 #: Columns of the counts table, in display order.
 COUNT_COLUMNS = (
@@ -52,45 +52,41 @@ def clean_text(text: str | None, limit: int = ERROR_LIMIT) -> str | None:
     return truncate(mask_text(redact_secrets(str(text))), limit)
 
 
-def _reconciled(result: Mapping[str, Any]) -> bool | None:
-    if result.get("source_checksum") is None:
-        return None  # incremental runs do not reconcile
-    return bool(
-        result.get("source_count") == result.get("warehouse_count")
-        and result.get("source_checksum") == result.get("warehouse_checksum")
-    )
+def chunks_of(result: RunRecord) -> int:
+    """The chunks a run loaded: known to the process that ran it, 0 for a stored record."""
+    return result.chunks if isinstance(result, EntityRunResult) else 0
 
 
-def counts_row(result: Mapping[str, Any]) -> dict[str, Any]:
-    """One row of the counts table from an ``EntityRunResult.as_dict()``.
+def sample_of(result: RunRecord) -> list[dict[str, Any]]:
+    """The run's quarantine sample (raw): empty for a stored record (a failed entity's)."""
+    return result.quarantine_sample if isinstance(result, EntityRunResult) else []
 
-    A failed entity may carry only ``entity``, ``status`` and ``error``: missing counts
-    show as 0, missing times as empty.
+
+def counts_row(result: RunRecord) -> dict[str, Any]:
+    """One row of the counts table from a run's record.
+
+    A failed entity may have no counts and no times: they show as 0 and empty.
     """
-    duration_ms = result.get("duration_ms")
-    row: dict[str, Any] = {
-        "entity": result.get("entity"),
-        "status": result.get("status"),
-        "mode": result.get("mode"),
-    }
+    data = result.as_dict()  # times as ISO strings, the status as its value
+    row: dict[str, Any] = {name: data[name] for name in ("entity", "status", "mode")}
     for name in ("extracted", "inserted", "updated", "unchanged", "quarantined", "deleted"):
-        row[name] = int(result.get(name) or 0)
-    row["chunks"] = int(result.get("chunks") or 0)
+        row[name] = data[name]
+    row["chunks"] = chunks_of(result)
+    duration_ms = result.duration_ms
     row["duration_s"] = round(duration_ms / 1000, 1) if duration_ms is not None else None
     for name in ("watermark_before", "watermark_after", "started_at", "finished_at"):
-        value = result.get(name)
-        row[name] = value.isoformat() if isinstance(value, datetime) else value
-    row["reconciled"] = _reconciled(result)
-    row["error"] = clean_text(result.get("error"))
+        row[name] = data[name]
+    row["reconciled"] = result.reconciled
+    row["error"] = clean_text(result.error)
     return row
 
 
-def counts_table(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def counts_table(results: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """The counts table: one row per entity result, columns ``COUNT_COLUMNS``."""
     return [counts_row(r) for r in results]
 
 
-def quarantine_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def quarantine_rows(result: RunRecord) -> list[dict[str, Any]]:
     """The masked quarantine sample of one entity result.
 
     ``payload`` is the raw Finale record with emails and phone numbers masked at any depth,
@@ -98,11 +94,11 @@ def quarantine_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     expose half an address).
     """
     rows = []
-    for item in result.get("quarantine_sample") or []:
+    for item in sample_of(result):
         payload = json.dumps(mask_pii(item.get("payload")), default=str, ensure_ascii=False)
         rows.append(
             {
-                "entity": result.get("entity"),
+                "entity": result.entity,
                 # Keys are ids, not phone numbers: only an email-shaped key is masked.
                 "source_key": None
                 if item.get("source_key") is None
@@ -122,7 +118,7 @@ def _reasons(value: Any) -> str | None:
     return str(value)
 
 
-def quarantine_table(results: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+def quarantine_table(results: Iterable[RunRecord]) -> dict[str, list[Any]]:
     """Every entity's masked sample of what THIS run quarantined, as columns
     (``QUARANTINE_COLUMNS``).
 
@@ -134,7 +130,7 @@ def quarantine_table(results: Iterable[Mapping[str, Any]]) -> dict[str, list[Any
 
 
 def quarantine_summary(
-    results: Iterable[Mapping[str, Any]], status_rows: Iterable[Mapping[str, Any]] | None
+    results: Iterable[RunRecord], status_rows: Iterable[Mapping[str, Any]] | None
 ) -> str:
     """One line on quarantine: what this run quarantined, and the distinct open records.
 
@@ -143,7 +139,7 @@ def quarantine_summary(
     per record until it loads cleanly. ``status_rows`` (with ``open_quarantine``) give the
     second; without them it is left out.
     """
-    this_run = sum(int(r.get("quarantined") or 0) for r in results)
+    this_run = sum(r.quarantined for r in results)
     line = f"this run quarantined {this_run} records read"
     if status_rows is not None:
         open_records = sum(int(r.get("open_quarantine") or 0) for r in status_rows)
@@ -167,7 +163,7 @@ def clean_status(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def health_markdown(
-    status_rows: Iterable[Mapping[str, Any]] | None, results: Iterable[Mapping[str, Any]] = ()
+    status_rows: Iterable[Mapping[str, Any]] | None, results: Iterable[RunRecord] = ()
 ) -> str:
     """Markdown for the health artifact: a summary table, then each entity's status JSON.
 
@@ -176,12 +172,12 @@ def health_markdown(
             when the status could not be computed (then the run's own statuses are shown).
         results: this run's entity results, to mark which entities this run touched.
     """
-    touched = {r.get("entity") for r in results}
+    touched = {r.entity for r in results}
     lines = ["# Sync health", ""]
     if status_rows is None:
         lines += ["Status JSON not available for this run.", ""]
         lines += ["| entity | run status |", "|---|---|"]
-        lines += [f"| {_cell(r.get('entity'))} | {_cell(r.get('status'))} |" for r in results]
+        lines += [f"| {_cell(r.entity)} | {_cell(r.status.value)} |" for r in results]
         return "\n".join(lines) + "\n"
     rows = [clean_status(r) for r in status_rows]
     lines += [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,14 +34,21 @@ UNSUPPORTED_WRITES = frozenset({"inventoryvariance", "shipment", "inventorytrans
 
 
 class SandboxState:
-    """Everything one sandbox server holds: data store, limiter, faults, sessions."""
+    """Everything one sandbox server holds: data store, limiter, faults, sessions.
 
-    def __init__(self, config: SandboxConfig) -> None:
+    Args:
+        config: the sandbox options.
+        clock: monotonic seconds for session expiry and rate-limit refills; tests hand in
+            a fake clock to move time on without waiting.
+    """
+
+    def __init__(self, config: SandboxConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.store = SandboxStore(config)
-        self.limiter = RateLimiter(config.rate_limit_per_minute)
+        self.limiter = RateLimiter(config.rate_limit_per_minute, clock)
         self.faults = FaultInjector(config.faults, config.fault_seed)
-        self.sessions = SessionStore(config.session_ttl_seconds)
+        self.sessions = SessionStore(config.session_ttl_seconds, clock)
         self.stats = self.store.stats
         self.started = time.time()
 
@@ -68,9 +76,12 @@ class DroppedResponse(Response):
         await send({"type": "http.response.body", "body": self.body[:half], "more_body": True})
 
 
-def create_app(config: SandboxConfig) -> Starlette:
-    """Build the sandbox app for ``config``; its state is ``app.state.sandbox``."""
-    state = SandboxState(config)
+def create_app(config: SandboxConfig, *, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """Build the sandbox app for ``config``; its state is ``app.state.sandbox``.
+
+    ``clock`` (monotonic seconds) drives session expiry and rate-limit refills.
+    """
+    state = SandboxState(config, clock)
 
     async def api(request: Request) -> Response:
         return await _api(state, request)
@@ -406,7 +417,7 @@ def _control_post(state: SandboxState, op: str, body: dict[str, Any]) -> dict[st
         per_minute = _arg(body, "per_minute", int)
         if per_minute < 0:
             raise ApiError(400, "'per_minute' must be >= 0 (0 = off)")
-        state.limiter = RateLimiter(per_minute)
+        state.limiter = RateLimiter(per_minute, state.clock)
         return {"per_minute": per_minute}
     raise ApiError(404, f"unknown control operation {op!r}")
 

@@ -15,6 +15,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from types import TracebackType
 from typing import TextIO
@@ -85,9 +86,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(config: SandboxConfig) -> tuple[uvicorn.Server, SandboxState]:
+def _server(
+    config: SandboxConfig, clock: Callable[[], float] = time.monotonic
+) -> tuple[uvicorn.Server, SandboxState]:
     _install_log_filter()
-    app = create_app(config)
+    app = create_app(config, clock=clock)
     uv_config = uvicorn.Config(
         app,
         log_level=config.log_level,
@@ -163,11 +166,15 @@ class SandboxHandle:
         self.stop()
 
 
-def start_in_thread(config: SandboxConfig | None = None) -> SandboxHandle:
+def start_in_thread(
+    config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> SandboxHandle:
     """Start a sandbox in a daemon thread and return once it answers HTTP.
 
     Data is generated lazily on first use, so this returns in a fraction of a second even for
     large accounts. ``config.port`` 0 picks a free port; ``handle.base_url`` has the real one.
+    ``clock`` (monotonic seconds) drives session expiry and rate-limit refills: tests pass a
+    fake one and move it on instead of sleeping.
 
     Raises:
         RuntimeError: when the server does not come up within 15 seconds.
@@ -175,7 +182,7 @@ def start_in_thread(config: SandboxConfig | None = None) -> SandboxHandle:
     config = config or SandboxConfig(port=0)
     sock = _bind(config.host, config.port)
     base_url = _base_url(config.host, sock.getsockname()[1])
-    server, state = _server(config)
+    server, state = _server(config, clock)
     thread = threading.Thread(
         target=server.run,
         kwargs={"sockets": [sock]},

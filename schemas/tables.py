@@ -238,12 +238,3 @@ backfill_windows = sa.Table(
     sa.Column("quarantined", sa.Integer, nullable=False),
     sa.Column("synced_at", TS, nullable=False),
 )
-
-#: Tables fed from Finale, by entity name (the names used by the CLI and sync_runs.entity).
-ENTITY_TABLES: dict[str, tuple[sa.Table, ...]] = {
-    "facilities": (facilities,),
-    "vendors": (vendors,),
-    "products": (products,),
-    "stock": (stock_levels,),
-    "purchase_orders": (purchase_orders, purchase_order_lines),
-}

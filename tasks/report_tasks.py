@@ -7,8 +7,7 @@ run. Each step logs its own problem and carries on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from prefect import task
@@ -19,47 +18,47 @@ from invsync.settings import Settings
 from notifications import Alert, Notifier, channels_from_settings, flow_run_link, transition
 from pipeline.status import all_statuses, entity_status
 from reporting import emit_sync_event, publish_run_artifacts
-from schemas.tables import sync_runs
+from warehouse import runs
+from warehouse.runs import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
 
 
 def health_before(conn: sa.Connection, entity: str, quarantine_ratio: float) -> str | None:
     """The entity's health before a run: None if it never finished a run (a first run)."""
-    finished = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(sync_runs)
-        .where(sync_runs.c.entity == entity, sync_runs.c.status != "running")
-    ).scalar_one()
-    return (
-        entity_status(conn, entity, quarantine_ratio=quarantine_ratio)["status"]
-        if finished
-        else None
-    )
+    if not runs.count_finished_runs(conn, entity):
+        return None
+    return str(entity_status(conn, entity, quarantine_ratio=quarantine_ratio)["status"])
 
 
 @task(name="notify-and-emit", cache_policy=NO_CACHE)
 def notify_and_emit(
     settings: Settings,
     engine: sa.Engine,
-    result: Mapping[str, Any],
+    result: RunRecord,
     previous_health: str | None,
 ) -> str | None:
     """Emit the run's event and alert on a change of the entity's health.
 
+    Args:
+        settings: Where alerts go.
+        engine: The warehouse, for the entity's health after the run.
+        result: The run's record (an ``EntityRunResult``, or what a failed run left).
+        previous_health: ``health_before`` the run.
+
     Returns:
         The alert kind sent, or None.
     """
-    entity = str(result["entity"])
+    entity = result.entity
     with engine.connect() as conn:
         status = entity_status(conn, entity, quarantine_ratio=settings.quarantine_fail_ratio)
-    if result.get("status") == "skipped":
+    if result.status is RunStatus.SKIPPED:
         return None
     try:
         emit_sync_event(result, status)
     except Exception as exc:  # events are best effort
         log.warning("could not emit the sync event of %s: %s", entity, type(exc).__name__)
-    current = "failed" if result.get("status") == "failed" else status["status"]
+    current = RunStatus.FAILED if result.status is RunStatus.FAILED else status["status"]
     kind = transition(previous_health, current)
     if kind is None:
         return None
@@ -86,7 +85,7 @@ def _flow_run_link() -> str | None:
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
 def publish_artifacts(
     engine: sa.Engine,
-    results: Sequence[Mapping[str, Any]],
+    results: Sequence[RunRecord],
     run_id: str,
     quarantine_ratio: float,
 ) -> list[str]:

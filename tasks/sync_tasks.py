@@ -13,12 +13,6 @@ from prefect.cache_policies import NO_CACHE
 from pipeline.sync import Chunk, EntityRunResult, EntitySync
 
 
-@task(name="prepare-chunk", task_run_name="{sync.spec.name}-prepare", cache_policy=NO_CACHE)
-def prepare_chunk(sync: EntitySync, chunk: Chunk) -> Chunk:
-    """Transform, validate and render one chunk (no database access; runs concurrently)."""
-    return sync.prepare(chunk)
-
-
 @task(
     name="load-chunk",
     task_run_name="{sync.spec.name}-chunk",

@@ -142,12 +142,18 @@ def expected_number(value: Any) -> float | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        return None if text in ("", "--", "-", "N/A", "n/a") else float(text.replace(",", ""))
+        return (
+            None
+            if text in ("", "--", "-", "\u2014", "N/A", "n/a")
+            else float(text.replace(",", ""))
+        )
     return float(value)
 
 
 def expected_timestamp(value: Any) -> datetime | None:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "--", "-", "N/A", "n/a")):
+    if value is None or (
+        isinstance(value, str) and value.strip() in ("", "--", "-", "\u2014", "N/A", "n/a")
+    ):
         return None
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from schemas.tables import backfill_windows
+from warehouse.runs import RunRecord
 
 COUNTS = ("extracted", "inserted", "updated", "unchanged", "quarantined")
 
@@ -31,7 +30,7 @@ def record_window(
     entity: str,
     start: datetime,
     end: datetime,
-    result: Mapping[str, Any],
+    result: RunRecord,
 ) -> None:
     """Mark a window done, with the counts its entity run reported (idempotent)."""
     now = datetime.now(UTC)
@@ -50,6 +49,6 @@ def record_window(
             window_end=end,
             completed_at=now,
             synced_at=now,
-            **{key: int(result.get(key) or 0) for key in COUNTS},
+            **{key: getattr(result, key) for key in COUNTS},
         )
     )

@@ -6,15 +6,12 @@ so a chunk's rows, the watermark and the run counts commit or roll back together
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
-#: How long a SQLite connection waits for another writer's lock before failing.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from warehouse.backends import backend_named
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -40,8 +37,11 @@ def normalize_url(url: str | URL) -> URL:
 def create_warehouse_engine(url: str | URL, **engine_kwargs: Any) -> sa.Engine:
     """Create an engine for the warehouse at ``url``.
 
-    PostgreSQL: psycopg 3, ``pool_pre_ping``, and server-side prepared statements disabled
-    so the engine also works through a transaction-mode pooler (Supabase's port 6543).
+    PostgreSQL: psycopg 3, ``pool_pre_ping``, server-side prepared statements disabled so
+    the engine also works through a transaction-mode pooler (Supabase's port 6543), and
+    every session's ``TimeZone`` set to UTC when it connects: the loader streams zone-less
+    UTC timestamps to COPY and stages them as ``timestamp without time zone``, and reads
+    them back as ``timestamptz`` in the session's zone, whatever the server's default.
 
     SQLite: creates the file's folder, and on every connection sets WAL journaling,
     ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL), ``foreign_keys=ON``, a
@@ -60,46 +60,7 @@ def create_warehouse_engine(url: str | URL, **engine_kwargs: Any) -> sa.Engine:
         The engine. Dispose of it when done.
     """
     parsed = normalize_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, **engine_kwargs)
-    if parsed.get_backend_name() == "postgresql":
-        connect_args = {"prepare_threshold": None, **engine_kwargs.pop("connect_args", {})}
-        engine_kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(parsed, connect_args=connect_args, **engine_kwargs)
-    return sa.create_engine(parsed, **engine_kwargs)
-
-
-def _sqlite_engine(url: URL, **engine_kwargs: Any) -> sa.Engine:
-    database = url.database or ""
-    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-    if not in_memory and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-    engine = sa.create_engine(url, **engine_kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself (below) instead of sqlite3's implicit,
-        # DML-only transactions.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA temp_store=MEMORY")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def is_postgres(bind: sa.Connection | sa.Engine) -> bool:
-    """True when ``bind`` talks to PostgreSQL."""
-    return bind.dialect.name == "postgresql"
+    backend = backend_named(parsed.get_backend_name())
+    if backend is None:
+        return sa.create_engine(parsed, **engine_kwargs)
+    return backend.create_engine(parsed, **engine_kwargs)

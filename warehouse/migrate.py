@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
+from warehouse.backends import backend_for
 from warehouse.db import create_warehouse_engine
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-
-# Any fixed 64-bit number: concurrent flow runs that start by migrating wait for each other
-# on PostgreSQL instead of racing to CREATE TABLE.
-_PG_MIGRATION_LOCK_ID = 0x1517_5EED_0001
 
 
 def alembic_config() -> Config:
@@ -41,7 +37,8 @@ def upgrade(url: str | URL, revision: str = "head") -> str | None:
     """Migrate the warehouse at ``url`` up to ``revision``; a no-op when already there.
 
     Runs in one transaction (DDL is transactional on PostgreSQL and, with our engine, on
-    SQLite). On PostgreSQL an advisory lock serialises concurrent callers.
+    SQLite). Concurrent callers wait for each other where the database needs it (an
+    advisory lock on PostgreSQL).
 
     Args:
         url: Warehouse database URL.
@@ -53,10 +50,7 @@ def upgrade(url: str | URL, revision: str = "head") -> str | None:
     engine = create_warehouse_engine(url)
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK_ID}
-                )
+            backend_for(conn).migration_lock(conn)
             config = alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, revision)

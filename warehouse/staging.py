@@ -1,10 +1,10 @@
-"""Temporary staging tables and the bulk paths that fill them.
+"""Helpers for staging tables that are the same on every database.
 
-PostgreSQL gets ``COPY ... FROM STDIN`` (text format) through psycopg 3 on the very
-connection, and therefore the very transaction, the caller's SQLAlchemy ``Connection``
-holds; its temp tables are ``ON COMMIT DROP`` so nothing outlives the transaction (which
-also keeps them safe behind a transaction-mode pooler). SQLite gets ``executemany`` into
-``TEMP`` tables (kept in memory by the engine's ``temp_store=MEMORY``).
+Creating, dropping and bulk-filling temporary tables differs per database and lives in
+``warehouse.backends`` (``backend_for(conn).temp_table(...)``). What is here is plain SQL:
+the column a value is staged in, an index on a filled stage, an ``executemany`` INSERT,
+and psycopg's ``COPY ... FROM STDIN`` on the caller's connection (used by the PostgreSQL
+backend).
 """
 
 from __future__ import annotations
@@ -12,63 +12,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
+from sqlalchemy.schema import CreateIndex
+
+from warehouse.canonical import column_kind, key_columns
 
 #: Bytes handed to psycopg per ``Copy.write`` call: big enough to amortise the call,
 #: small enough not to double a large chunk's memory inside psycopg's queue.
 COPY_WRITE_BYTES = 4 * 1024 * 1024
 
 
-def temp_table(
-    conn: sa.Connection, name: str, columns: Iterable[sa.Column[Any]], *, on_commit_drop: bool
-) -> sa.Table:
-    """(Re)create an empty temporary table and return it.
+def stage_column(column: sa.Column[Any]) -> sa.Column[Any]:
+    """A fresh staging column for ``column``'s canonical text, in the matching SQL type.
 
-    An existing temp table of that name on this connection is dropped first, so a leftover
-    from an earlier failed call can never leak rows into this one.
-
-    Args:
-        conn: Connection (in the caller's transaction).
-        name: Table name.
-        columns: Fresh (unattached) columns.
-        on_commit_drop: PostgreSQL only: drop the table when the transaction ends.
+    Timestamps are staged as ``timestamp without time zone`` holding UTC wall time (the
+    warehouse's sessions run in UTC, see ``warehouse.db``).
     """
-    kwargs: dict[str, Any] = {}
-    if on_commit_drop and conn.dialect.name == "postgresql":
-        kwargs["postgresql_on_commit"] = "DROP"
-    table = sa.Table(
-        name, sa.MetaData(), *columns, schema=temp_schema(conn), prefixes=["TEMPORARY"], **kwargs
-    )
-    drop_table(conn, table)
-    conn.execute(CreateTable(table))
-    return table
+    if column_kind(column) == "datetime":
+        return sa.Column(column.name, sa.DateTime(timezone=False))
+    col_type: Any = column.type
+    if isinstance(col_type, sa.types.TypeDecorator):
+        col_type = col_type.impl_instance
+    return sa.Column(column.name, col_type)
 
 
-def temp_schema(conn: sa.Connection) -> str | None:
-    """The schema temp tables live in; naming it keeps a DROP away from real tables."""
-    return {"postgresql": "pg_temp", "sqlite": "temp"}.get(conn.dialect.name)
-
-
-def drop_table(conn: sa.Connection, table: sa.Table) -> None:
-    """Drop ``table`` if it exists.
-
-    Skipped inside a failed PostgreSQL transaction: the DROP would only raise over the
-    original error, and the rollback removes our (``ON COMMIT DROP``) temp tables anyway.
-    """
-    if transaction_failed(conn):
-        return
-    conn.execute(DropTable(table, if_exists=True))
-
-
-def transaction_failed(conn: sa.Connection) -> bool:
-    """True when ``conn`` is PostgreSQL and its transaction is aborted (needs a rollback)."""
-    if conn.dialect.name != "postgresql" or conn.closed or not conn.in_transaction():
-        return False
-    driver_conn: Any = conn.connection.driver_connection
-    return bool(driver_conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
+def key_stage_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    """Staging columns for the key of ``table``."""
+    return [stage_column(table.c[k]) for k in key_columns(table)]
 
 
 def create_index(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> None:
@@ -80,7 +51,7 @@ def create_index(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -
 def copy_text(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], payload: pa.Buffer | bytes
 ) -> None:
-    """``COPY table (columns) FROM STDIN`` with a text-format payload (PostgreSQL only).
+    """``COPY table (columns) FROM STDIN`` with a text-format payload (psycopg 3 only).
 
     Args:
         conn: Connection whose DBAPI connection is psycopg 3 (inside the transaction).
@@ -88,15 +59,21 @@ def copy_text(
         columns: Column order of the payload.
         payload: Tab-separated lines, ``\\N`` for NULL, text escaped for COPY.
     """
-    preparer = conn.dialect.identifier_preparer
-    sql = "COPY {} ({}) FROM STDIN".format(
-        preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns)
-    )
     view = memoryview(payload)
     driver_conn: Any = conn.connection.driver_connection
-    with driver_conn.cursor() as cursor, cursor.copy(sql) as copy:
+    with driver_conn.cursor() as cursor, cursor.copy(_copy_sql(conn, table, columns)) as copy:
         for start in range(0, len(view), COPY_WRITE_BYTES):
             copy.write(view[start : start + COPY_WRITE_BYTES])
+
+
+def copy_rows(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` of Python tuples, encoded by psycopg 3 (in C)."""
+    driver_conn: Any = conn.connection.driver_connection
+    with driver_conn.cursor() as cursor, cursor.copy(_copy_sql(conn, table, columns)) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def insert_many(
@@ -130,3 +107,10 @@ def insert_many(
     batch = rows if isinstance(rows, list) else list(rows)
     if batch:
         conn.exec_driver_sql(sql, batch)
+
+
+def _copy_sql(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> str:
+    preparer = conn.dialect.identifier_preparer
+    return "COPY {} ({}) FROM STDIN".format(
+        preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns)
+    )

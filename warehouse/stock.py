@@ -30,13 +30,8 @@ import sqlalchemy as sa
 
 from schemas.tables import stock_levels
 from warehouse import staging
-from warehouse.canonical import (
-    copy_field,
-    copy_payload,
-    render_rows,
-    require_aware,
-    scaled_to_text,
-)
+from warehouse.backends import backend_for
+from warehouse.canonical import render_rows, require_aware, scaled_to_text
 from warehouse.load import LoadCounts, load_rendered
 
 
@@ -89,6 +84,7 @@ class StockStager:
             table: The stock table (``schemas.tables.stock_levels``).
         """
         self._conn = conn
+        self._backend = backend_for(conn)
         self._table = table
         qty_type: Any = table.c.quantity_on_hand.type
         if isinstance(qty_type, sa.types.TypeDecorator):
@@ -201,13 +197,13 @@ class StockStager:
         finally:
             for temp in (agg, excluded):
                 if temp is not None:
-                    staging.drop_table(conn, temp)
+                    self._backend.drop_table(conn, temp)
             self.close()
 
     def close(self) -> None:
         """Drop the staging table (``merge`` does this too). Safe to call twice."""
         if self._partials is not None:
-            staging.drop_table(self._conn, self._partials)
+            self._backend.drop_table(self._conn, self._partials)
             self._partials = None
             self._staged = 0
 
@@ -281,7 +277,7 @@ class StockStager:
 
     def _ensure_partials(self) -> sa.Table:
         if self._partials is None:
-            self._partials = staging.temp_table(
+            self._partials = self._backend.temp_table(
                 self._conn,
                 self._name,
                 [
@@ -295,47 +291,16 @@ class StockStager:
         return self._partials
 
     def _stage(self, partial: pd.DataFrame) -> None:
-        partials = self._ensure_partials()
-        columns = [*self.COLUMNS, "entries"]
-        if self._conn.dialect.name == "postgresql":
-            fields = [
-                copy_field(pa.array(partial["sku"], type=pa.large_string())),
-                copy_field(pa.array(partial["facility_id"], type=pa.large_string())),
-                *(
-                    copy_field(
-                        pa.array(partial[q], type=pa.int64()).cast(pa.large_string()), text=False
-                    )
-                    for q in (*self._QUANTITIES, "entries")
-                ),
-            ]
-            staging.copy_text(self._conn, partials, columns, copy_payload(fields))
-        else:
-            rows = list(
-                zip(
-                    partial["sku"].tolist(),
-                    partial["facility_id"].tolist(),
-                    *(partial[q].tolist() for q in (*self._QUANTITIES, "entries")),
-                    strict=True,
-                )
-            )
-            staging.insert_many(self._conn, partials, columns, rows)
+        arrays = {
+            "sku": pa.array(partial["sku"], type=pa.large_string()),
+            "facility_id": pa.array(partial["facility_id"], type=pa.large_string()),
+            **{q: pa.array(partial[q], type=pa.int64()) for q in (*self._QUANTITIES, "entries")},
+        }
+        self._backend.stage_arrays(self._conn, self._ensure_partials(), arrays)
 
     def _verify_staged(self) -> None:
         conn = self._conn
-        exists = False
-        if self._partials is not None:
-            if conn.dialect.name == "postgresql":
-                exists = conn.execute(
-                    sa.text("SELECT to_regclass(:name) IS NOT NULL"),
-                    {"name": f"pg_temp.{self._name}"},
-                ).scalar_one()
-            else:
-                exists = bool(
-                    conn.execute(
-                        sa.text("SELECT count(*) FROM sqlite_temp_master WHERE name = :name"),
-                        {"name": self._name},
-                    ).scalar_one()
-                )
+        exists = self._partials is not None and self._backend.temp_table_exists(conn, self._name)
         found = 0
         if exists and self._partials is not None:
             found = conn.execute(
@@ -363,7 +328,7 @@ class StockStager:
                 parsed.append((str(pair[0]), str(pair[1])))
         if not parsed:
             return None
-        stage = staging.temp_table(
+        stage = self._backend.temp_table(
             self._conn,
             f"{self._name}_excluded",
             [sa.Column("sku", sa.Text), sa.Column("facility_id", sa.Text)],
@@ -384,11 +349,10 @@ class StockStager:
             sa.Column("sku", sa.Text),
             sa.Column("facility_id", sa.Text),
             *(sa.Column(q, sa.BigInteger) for q in (*self._QUANTITIES, "entries")),
-            schema=staging.temp_schema(conn),
+            schema=self._backend.temp_schema,
         )
-        staging.drop_table(conn, agg)
+        self._backend.drop_table(conn, agg)
         preparer = conn.dialect.identifier_preparer
-        on_commit = " ON COMMIT DROP" if conn.dialect.name == "postgresql" else ""
         sums = ", ".join(
             f"CAST(SUM(p.{q}) AS BIGINT) AS {q}" for q in (*self._QUANTITIES, "entries")
         )
@@ -399,16 +363,17 @@ class StockStager:
                 " WHERE e.sku = p.sku AND e.facility_id = p.facility_id)"
             )
         # CAST(SUM()) fails loudly on PostgreSQL if a sum ever exceeds bigint.
-        conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {preparer.format_table(agg)}{on_commit} AS "
-            f"SELECT row_number() OVER () AS rn, p.sku AS sku, p.facility_id AS facility_id, "
+        self._backend.create_temp_table_as(
+            conn,
+            agg,
+            "SELECT row_number() OVER () AS rn, p.sku AS sku, p.facility_id AS facility_id, "
             f"{sums} FROM {preparer.format_table(parts)} p{where} "
-            "GROUP BY p.sku, p.facility_id"
+            "GROUP BY p.sku, p.facility_id",
+            on_commit_drop=True,
         )
         staging.create_index(conn, agg, ["rn"])
         staging.create_index(conn, agg, ["sku", "facility_id"])
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"ANALYZE {preparer.format_table(agg)}")
+        self._backend.analyze(conn, agg)
         return agg
 
     def _pairs_frame(self, scaled: pd.DataFrame) -> pd.DataFrame:

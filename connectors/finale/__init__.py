@@ -29,10 +29,10 @@ from connectors.finale.errors import (
 from connectors.finale.filters import decode_filter, encode_filter
 from connectors.finale.orders import OrderAction
 from connectors.finale.ratelimit import RateLimiter, TokenBucket
-from connectors.finale.redact import mask_url, redact_text
-from connectors.finale.retry import RetryPolicy
 from connectors.finale.stats import ClientStats
 from connectors.finale.timestamps import format_finale_datetime, parse_finale_datetime
+from connectors.redact import mask_url, redact_text
+from connectors.retry import RetryPolicy
 
 __all__ = [
     "AuthError",

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from connectors.finale.errors import AuthError, RetryableError, auth_hint
-from invsync.settings import FinaleSettings
+from connectors.finale.settings import FinaleSettings
 
 LoginCall = Callable[[str, dict[str, Any]], httpx.Response]
 """``login(url, json_body) -> response``: one POST, rate limited, non-2xx already raised."""

@@ -46,12 +46,18 @@ from connectors.finale.orders import (
 )
 from connectors.finale.paging import OffsetPaging
 from connectors.finale.ratelimit import RateLimiter
-from connectors.finale.redact import Redactor
-from connectors.finale.retry import RetryPolicy
+from connectors.finale.settings import FinaleSettings
 from connectors.finale.stats import ClientStats
 from connectors.finale.transport import Timeout, Transport
-from connectors.finale.windows import MAX_WINDOW_DAYS, Window, WindowPlan
-from invsync.settings import FinaleSettings
+from connectors.finale.windows import (
+    MAX_WINDOW_DAYS,
+    ONE_SECOND,
+    Window,
+    WindowPacer,
+    WindowPlan,
+)
+from connectors.redact import Redactor
+from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,10 @@ def _utcnow() -> datetime:
 @dataclass(frozen=True, eq=False)
 class WindowChunk:
     """A slice of the records updated within one ``lastUpdatedDate`` window.
+
+    A window here is a range read whole: one request, or a one-second range paged with
+    ``offset``. ``iter_updated`` walks each planned (30-day) window in such parts, so the
+    windows of consecutive chunks are adjacent and in time order.
 
     Attributes:
         frame: the records (object columns, one row per record); may be empty when the
@@ -248,16 +258,21 @@ class FinaleClient:
         chunk_size: int = 20_000,
         defer: Collection[str] = (),
     ) -> Iterator[WindowChunk]:
-        """Read the records updated in ``[since - overlap, until or now]``, window by window.
+        """Read the records updated in ``[since - overlap, until or now]``, in parts.
 
-        Each window (at most ``window_days`` days, closed, whole seconds; the next starts one
-        second after the previous ends) is read in one request without ``offset``. A response
-        holding ``settings.max_entities_per_response`` records may be cut, so that window is
-        split in half and both halves are re-read, recursively; nothing is ever truncated.
-        (A one-second window that is still full is paged with ``limit``/``offset``.)
+        The range is planned in windows of at most ``window_days`` days (closed, whole
+        seconds; the next starts one second after the previous ends), and each window is
+        walked in adjacent parts sized (by ``WindowPacer``) to hold about 80% of a page of
+        ``min(chunk_size, settings.max_entities_per_response)`` records, so memory stays
+        flat however many records a window holds. Each part is read in one request, with
+        ``limit`` and without ``offset``: a snapshot that no concurrent update can shift.
+        A response that comes back full may have been cut, so that part is halved and
+        re-read; nothing is ever truncated. (A one-second part that is still full is paged
+        with ``limit``/``offset``.)
 
-        Every window yields at least one chunk, even an empty one, and marks its last chunk
-        ``last_in_window``, so the caller can advance its watermark to ``window_end`` then.
+        Each part read yields one chunk, even an empty one, marked ``last_in_window`` with
+        the part's bounds, so the caller can advance its watermark to ``window_end`` then.
+        (A paged second yields one chunk per page; only its last is marked.)
 
         Args:
             collection: e.g. ``"product"``, ``"order"``.
@@ -266,7 +281,7 @@ class FinaleClient:
             window_days: widest window, 1 to 30 days.
             overlap: how far before ``since`` to start, once, to catch late writes.
             extra_filter: more filters (e.g. ``{"orderTypeId": "PURCHASE_ORDER"}``).
-            chunk_size: most rows per yielded frame.
+            chunk_size: most rows per yielded frame, and per response.
             defer: fields left undecoded (see ``iter_collection``).
 
         Raises:
@@ -284,10 +299,13 @@ class FinaleClient:
         url = self._collection_url(collection)
         end = until if until is not None else self._now()
         plan = WindowPlan.between(since, end, overlap=overlap, tz=self._tz, max_days=window_days)
+        limit = min(chunk_size, self.settings.max_entities_per_response)
+        # Aim below the limit: a part that comes back full is read again, halved.
+        pacer = WindowPacer(target=max(1, limit * 4 // 5))
 
         def chunks() -> Iterator[WindowChunk]:
             for window in plan.windows():
-                yield from self._read_window(url, collection, window, extra, chunk_size, defer)
+                yield from self._read_window(url, collection, window, extra, limit, pacer, defer)
 
         return chunks()
 
@@ -297,32 +315,44 @@ class FinaleClient:
         label: str,
         window: Window,
         extra: dict[str, Any],
-        chunk_size: int,
+        limit: int,
+        pacer: WindowPacer,
         defer: Collection[str],
     ) -> Iterator[WindowChunk]:
-        cap = self.settings.max_entities_per_response
-        pending = [window]
-        while pending:
-            current = pending.pop()
-            params: dict[str, str | int] = {"filter": self._window_filter(current, extra)}
-            payload = self._read_collection(url, params, defer)
-            if payload_length(payload) < cap:
-                yield from _window_chunks(to_frame(payload), current, chunk_size, last=True)
-                continue
-            if current.single_second:
-                yield from self._page_full_second(url, label, current, params, chunk_size, defer)
-                continue
-            # Full: the server may have cut it. Re-read both halves; the first half first,
-            # so chunks (and watermarks) still advance in time order.
-            first, second = current.split()
-            self.stats.add(window_splits=1)
-            log.info(
-                "%s window %s..%s came back full (%d records); splitting it",
-                label,
-                *current.filter_range(),
-                cap,
-            )
-            pending.extend([second, first])
+        """Walk ``window`` in parts of fewer than ``limit`` records, each read whole."""
+        start = window.start
+        while start <= window.end:
+            part = pacer.next_part(window, start)
+            while True:
+                params: dict[str, str | int] = {
+                    "filter": self._window_filter(part, extra),
+                    "limit": limit,
+                }
+                payload = self._read_collection(url, params, defer)
+                count = payload_length(payload)
+                if count < limit:
+                    pacer.observe(part, count)
+                    frame = to_frame(payload)
+                    # Hold no records here while the next part is read: the caller has them.
+                    del payload
+                    yield WindowChunk(frame, part.start_utc, part.end_utc, last_in_window=True)
+                    del frame
+                    break
+                del payload
+                if part.single_second:
+                    yield from self._page_full_second(url, label, part, params, limit, defer)
+                    break
+                # Full: the server may have cut it. Read its first half; the walk goes on
+                # from the end of that half, so parts still advance in time order.
+                self.stats.add(window_splits=1)
+                log.info(
+                    "%s window %s..%s came back full (%d records); splitting it",
+                    label,
+                    *part.filter_range(),
+                    count,
+                )
+                part = part.split()[0]
+            start = part.end + ONE_SECOND
 
     def _page_full_second(
         self,
@@ -330,31 +360,30 @@ class FinaleClient:
         label: str,
         window: Window,
         params: dict[str, str | int],
-        chunk_size: int,
+        limit: int,
         defer: Collection[str],
     ) -> Iterator[WindowChunk]:
         """More records share one second than a response holds: page them with offset."""
-        cap = self.settings.max_entities_per_response
         log.warning(
             "%s: at least %d records were updated within the second %s; paging it with offset",
             label,
-            cap,
+            limit,
             window.filter_range()[0],
         )
 
-        def fetch(limit: int, offset: int) -> Mapping[str, Any]:
-            page = {**params, "limit": limit, "offset": offset}
+        def fetch(page_limit: int, offset: int) -> Mapping[str, Any]:
+            page = {**params, "limit": page_limit, "offset": offset}
             return self._read_collection(url, page, defer)
 
-        pages = OffsetPaging(cap, label=f"{label} at {window.filter_range()[0]}").pages(fetch)
-        # Look one page ahead so the last page's last chunk carries last_in_window.
+        pages = OffsetPaging(limit, label=f"{label} at {window.filter_range()[0]}").pages(fetch)
+        # Look one page ahead so the last page's chunk carries last_in_window.
         held = next(pages, None)
         for page in pages:
             assert held is not None
-            yield from _window_chunks(to_frame(held), window, chunk_size, last=False)
+            yield WindowChunk(to_frame(held), window.start_utc, window.end_utc, False)
             held = page
         frame = to_frame(held) if held is not None else pd.DataFrame()
-        yield from _window_chunks(frame, window, chunk_size, last=True)
+        yield WindowChunk(frame, window.start_utc, window.end_utc, last_in_window=True)
 
     def _window_filter(self, window: Window, extra: dict[str, Any]) -> str:
         return encode_filter({"lastUpdatedDate": window.filter_range(), **extra}, self._tz)
@@ -591,21 +620,6 @@ def _default_http(settings: FinaleSettings) -> httpx.Client:
     # unreachable Finale (a dropped SYN) within the unreachable budget.
     timeout = httpx.Timeout(settings.timeout_seconds, connect=min(settings.timeout_seconds, 5.0))
     return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
-
-
-def _window_chunks(
-    frame: pd.DataFrame, window: Window, chunk_size: int, *, last: bool
-) -> Iterator[WindowChunk]:
-    """Slice a window's frame into chunks; an empty frame still gives one (empty) chunk."""
-    starts = list(range(0, len(frame), chunk_size)) or [0]
-    for i, start in enumerate(starts):
-        part = frame.iloc[start : start + chunk_size].reset_index(drop=True)
-        yield WindowChunk(
-            frame=part,
-            window_start=window.start_utc,
-            window_end=window.end_utc,
-            last_in_window=last and i == len(starts) - 1,
-        )
 
 
 def _collection_body(data: Any) -> None:

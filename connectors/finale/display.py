@@ -17,6 +17,9 @@ from typing import Any
 
 Converter = Callable[[Any], Any]
 
+#: The texts Finale shows for "no value" in display-formatted fields (an em dash too),
+#: compared after stripping. The one definition of an empty display value: ``pipeline.coerce``
+#: reads raw REST values with it as well.
 EMPTY_MARKERS = frozenset({"", "--", "-", "—", "n/a", "N/A"})
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -40,7 +43,11 @@ _DAYS_PER_UNIT = {
 _DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%y", "%Y-%m-%d", "%b %d, %Y", "%B %d, %Y", "%d %b %Y")
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
+    """Whether ``value`` means "no value": None, or text that is one of ``EMPTY_MARKERS``.
+
+    ``is_empty(" -- ")`` and ``is_empty("—")`` are true; ``is_empty(0)`` is not.
+    """
     return value is None or (isinstance(value, str) and value.strip() in EMPTY_MARKERS)
 
 
@@ -53,7 +60,7 @@ def parse_display_number(value: Any) -> float | None:
     Raises:
         ValueError: for text that is not a number.
     """
-    if _is_empty(value):
+    if is_empty(value):
         return None
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
@@ -76,7 +83,7 @@ def parse_display_date(value: Any) -> date | None:
     Raises:
         ValueError: for text that is not a date.
     """
-    if _is_empty(value):
+    if is_empty(value):
         return None
     if isinstance(value, datetime):
         return value.date()
@@ -102,7 +109,7 @@ def parse_duration_days(value: Any) -> float | None:
     Raises:
         ValueError: for text that is not a duration.
     """
-    if _is_empty(value):
+    if is_empty(value):
         return None
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
@@ -117,7 +124,7 @@ def parse_duration_days(value: Any) -> float | None:
 def blank_to_none(value: Any) -> Any:
     """Replace the display placeholders for "no value" ("--", "") with None, recursively."""
     if isinstance(value, str):
-        return None if value.strip() in EMPTY_MARKERS else value
+        return None if is_empty(value) else value
     if isinstance(value, list):
         return [blank_to_none(v) for v in value]
     if isinstance(value, dict):

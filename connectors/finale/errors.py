@@ -8,7 +8,7 @@
 - ``AuthError``: a ``FatalError`` whose fix is a setting; the message names it.
 
 Every message says what went wrong and what to do. URLs and bodies handed to these classes
-must already be masked and truncated (see ``redact.py``); the transport scrubs every
+must already be masked and truncated (see ``connectors/redact.py``); the transport scrubs every
 ``FinaleError`` once more before it leaves the connector.
 """
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from connectors.retry import TransientError
 
 CREDENTIAL_SETTINGS = {
     "basic": "FINALE_API_KEY and FINALE_API_SECRET",
@@ -71,8 +73,8 @@ class FinaleError(Exception):
         return "; ".join(parts)
 
 
-class RetryableError(FinaleError):
-    """A transient failure: retry with backoff.
+class RetryableError(FinaleError, TransientError):
+    """A transient failure: ``connectors.retry.Retrier`` retries it with backoff.
 
     Attributes:
         retry_after: seconds the server asked us to wait (``Retry-After``), if it said.
@@ -109,6 +111,8 @@ class SessionExpired(RetryableError):
 class UnreachableError(RetryableError):
     """Finale could not be reached at all (connection refused, DNS, TLS): retried only for
     a short, bounded time (``RetryPolicy.max_unreachable_seconds``), then reported once."""
+
+    unreachable = True
 
 
 class FatalError(FinaleError):
@@ -175,26 +179,6 @@ def write_error_message(data: dict[str, Any]) -> str | None:
     if data.get("success") is False:
         return str(data.get("message") or "Finale answered success: false without a message")
     return None
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse ``Retry-After``: delay seconds, or an HTTP date (needs ``now``, epoch seconds)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    if now is None:
-        return None
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def error_for_status(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from connectors.finale.errors import parse_retry_after
+from connectors.retry import parse_retry_after
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

@@ -26,14 +26,13 @@ from connectors.finale.errors import (
     SessionExpired,
     UnreachableError,
     error_for_status,
-    parse_retry_after,
     server_message_of,
 )
 from connectors.finale.ratelimit import RateLimiter
-from connectors.finale.redact import Redactor
-from connectors.finale.retry import Retrier, RetryPolicy
 from connectors.finale.stats import ClientStats
 from connectors.finale.timestamps import to_wire
+from connectors.redact import Redactor
+from connectors.retry import Retrier, RetryPolicy, TransientError, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,9 @@ class Transport:
         self._limiter = limiter
         self._stats = stats
         self._redactor = redactor
-        self._retrier = Retrier(policy, sleep=sleep, on_retry=self._count_retry)
+        self._retrier = Retrier(
+            policy, sleep=sleep, on_retry=self._count_retry, system="Finale", logger=log
+        )
 
     # -- public --------------------------------------------------------------------------------
 
@@ -305,11 +306,6 @@ class Transport:
                 maybe_processed=not isinstance(exc, _NOT_SENT),
             ) from exc
         self._stats.add(bytes_received=len(response.content))
-        # httpx links a response and its (finished) stream both ways, to time it. That cycle
-        # keeps the body (tens of MB for a page) alive until the cyclic garbage collector
-        # runs, and the pipeline pauses the collector while it syncs. Unlinking the spent
-        # stream lets the body go as soon as the response is dropped.
-        response.stream = httpx.ByteStream(b"")
         pause = self._limiter.observe(method, response.status_code, response.headers)
         if pause is not None:
             self._stats.add(server_pauses=1)
@@ -389,7 +385,7 @@ class Transport:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"cannot encode the request body as JSON: {exc}") from exc
 
-    def _count_retry(self, error: RetryableError, delay: float) -> None:
+    def _count_retry(self, error: TransientError, delay: float) -> None:
         self._stats.add(retries=1, retry_wait_seconds=delay)
 
     def _scrub(self, exc: FinaleError) -> None:

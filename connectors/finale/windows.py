@@ -143,3 +143,36 @@ class WindowPlan:
                 window_end -= timedelta(seconds=math.ceil(excess.total_seconds()))
             yield Window(cursor, window_end, self.tz)
             cursor = window_end + ONE_SECOND
+
+
+@dataclass
+class WindowPacer:
+    """Sizes the parts a window is read in, so that each holds about ``target`` records.
+
+    A 30-day window may hold far more records than one page should (up to the server's cap of
+    120,000, where a page of the caller's chunk size is wanted). Without ``offset``, the only
+    way to read less at once is a narrower range, so a window is walked in parts: the width of
+    the next part comes from the density of the last part read whole, carried from window to
+    window. Until a part has been read (the first window of a walk), a part is the rest of the
+    window; a part that comes back full is halved by the caller, which also teaches the pacer.
+
+    Attributes:
+        target: records a part should hold; kept below the response limit, so that ordinary
+            variation in density rarely makes a part come back full (and be read again).
+        seconds_per_record: the density last seen; None before the first part.
+    """
+
+    target: int
+    seconds_per_record: float | None = None
+
+    def next_part(self, window: Window, start: datetime) -> Window:
+        """The part of ``window`` to read next: from ``start`` (within it) to at most its end."""
+        if self.seconds_per_record is None:
+            return Window(start, window.end, window.tz)
+        seconds = max(1, int(self.target * self.seconds_per_record))
+        return Window(start, min(window.end, start + timedelta(seconds=seconds - 1)), window.tz)
+
+    def observe(self, part: Window, records: int) -> None:
+        """Learn from a part read whole: it held ``records`` records (0 counts as 1)."""
+        seconds = (part.end - part.start).total_seconds() + 1
+        self.seconds_per_record = seconds / max(records, 1)

@@ -13,7 +13,7 @@ import pytest
 from finale_fakes import NOW, ClientFactory, FakeTime, Handler, make_settings
 
 from connectors.finale import FinaleClient, RateLimiter, RetryPolicy
-from invsync.settings import FinaleSettings
+from connectors.finale.settings import FinaleSettings
 
 
 @pytest.fixture

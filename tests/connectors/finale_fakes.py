@@ -15,7 +15,7 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.finale import FinaleClient, decode_filter
-from invsync.settings import FinaleSettings
+from connectors.finale.settings import FinaleSettings
 
 BASE_URL = "https://finale.test"
 ACCOUNT = "acme"

@@ -16,7 +16,7 @@ from connectors.finale import (
     TokenBucket,
     UnreachableError,
 )
-from connectors.finale.retry import Retrier
+from connectors.retry import Retrier
 
 
 def test_bucket_spaces_requests_at_the_configured_rate(fake_time: FakeTime) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -169,25 +169,59 @@ def test_a_single_second_with_more_records_than_a_response_holds_is_paged(
     assert [c.last_in_window for c in second] == [False, False, True]
 
 
-def test_chunks_mark_the_last_of_each_window_and_advance_in_order(
+def test_a_window_holding_more_than_a_chunk_is_read_in_adjacent_parts_of_less_than_a_chunk(
     make_client: ClientFactory,
 ) -> None:
     finale = FakeFinale()
     finale.collections["product"] = _products(50, datetime(2025, 1, 1), timedelta(days=1))
     client = make_client(finale)
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    until = datetime(2025, 2, 19, 23, 59, 59, tzinfo=UTC)
+
+    chunks = _run(client, since=since, until=until, chunk_size=8)
+
+    # Window 1 (01-01 .. 01-31) holds 31 records, window 2 holds 19: each is read in parts.
+    assert Counter(_ids(chunks)) == Counter(r["productId"] for r in finale.collections["product"])
+    assert len(chunks) >= 50 // 8 + 1
+    assert all(len(c.frame) < 8 for c in chunks)
+    # Every part was read whole, so every chunk may advance the watermark; the parts are
+    # adjacent, in time order, and cover [since, until] exactly.
+    assert all(c.last_in_window for c in chunks)
+    assert chunks[0].window_start == since and chunks[-1].window_end == until
+    for previous, chunk in itertools.pairwise(chunks):
+        assert chunk.window_start == previous.window_end + timedelta(seconds=1)
+    assert all(c.window_end.tzinfo is UTC for c in chunks)
+    # No response could hold more than a chunk, and none was paged with offset.
+    assert {r.url.params["limit"] for r in finale.requests} == {"8"}
+    assert not any("offset" in r.url.params for r in finale.requests)
+    for spec in finale.filters_sent():
+        low, high = (datetime.fromisoformat(v) for v in spec["lastUpdatedDate"])
+        assert timedelta(0) <= high - low <= timedelta(days=30)
+
+
+def test_parts_are_sized_from_the_density_last_seen_so_few_come_back_full(
+    make_client: ClientFactory,
+) -> None:
+    finale = FakeFinale()
+    # 600 records, one every 2 hours: 360 per 30-day window, read in chunks of 100.
+    finale.collections["product"] = _products(600, datetime(2025, 1, 1), timedelta(hours=2))
+    client = make_client(finale)
+
     chunks = _run(
         client,
         since=datetime(2025, 1, 1, tzinfo=UTC),
         until=datetime(2025, 2, 19, 23, 59, 59, tzinfo=UTC),
-        chunk_size=8,
+        chunk_size=100,
     )
-    # Window 1: 2025-01-01 .. 01-31 -> 31 records (4 chunks); window 2: 19 records (3 chunks).
-    assert [len(c.frame) for c in chunks] == [8, 8, 8, 7, 8, 8, 3]
-    assert [c.last_in_window for c in chunks] == [False, False, False, True, False, False, True]
-    ends = [c.window_end for c in chunks if c.last_in_window]
-    assert ends == sorted(ends)
-    assert ends[-1] == datetime(2025, 2, 19, 23, 59, 59, tzinfo=UTC)
-    assert all(c.window_end.tzinfo is UTC for c in chunks)
+
+    assert Counter(_ids(chunks)) == Counter(r["productId"] for r in finale.collections["product"])
+    # Only the first window's first part is read blind (whole, then halved twice); after
+    # that each part aims at 80 records, and none comes back full again.
+    assert client.stats.window_splits == 2
+    assert len(finale.requests) == len(chunks) + 2
+    sizes = [len(c.frame) for c in chunks]
+    assert sizes[0] == 91  # the first 7.5 days, read whole after two halvings
+    assert all(size <= 81 for size in sizes[1:])  # then aimed at 80 (remainders: fewer)
 
 
 def test_an_empty_window_still_yields_one_empty_last_chunk(make_client: ClientFactory) -> None:
@@ -282,30 +316,6 @@ def test_get_reads_one_entity_by_the_url_from_the_data(make_client: ClientFactor
 def test_get_rejects_a_sku_instead_of_a_url(make_client: ClientFactory) -> None:
     with pytest.raises(InvalidRequestError, match="taken from the data"):
         make_client(lambda r: json_response({})).get("A-1")
-
-
-def test_page_responses_are_freed_without_the_cyclic_collector(make_client: ClientFactory) -> None:
-    # The pipeline pauses the cyclic garbage collector for a whole run. httpx links each
-    # response and its stream both ways; unless the transport unlinks them, every page's
-    # body (tens of MB) stays alive until the run ends.
-    finale = FakeFinale()
-    finale.collections["product"] = _products(30, datetime(2025, 1, 1), timedelta(hours=1))
-    client = make_client(finale)
-    gc.collect()
-    before = _live_responses()  # other tests' responses still referenced somewhere
-    gc.disable()
-    try:
-        frames = list(client.iter_collection("product", page_size=10))
-        alive = _live_responses() - before
-    finally:
-        gc.enable()
-    assert sum(len(f) for f in frames) == 30
-    assert len(finale.requests) == 4
-    assert alive == set()
-
-
-def _live_responses() -> set[int]:
-    return {id(o) for o in gc.get_objects() if isinstance(o, httpx.Response)}
 
 
 # -- values msgspec refuses ---------------------------------------------------------------------

@@ -16,8 +16,8 @@ from finale_fakes import (
     session_settings,
 )
 
-from connectors.finale import FinaleError, mask_url, redact_text
-from connectors.finale.redact import Redactor, truncate
+from connectors.finale import FinaleError
+from connectors.redact import Redactor, mask_url, redact_text, truncate
 
 
 @pytest.mark.parametrize(

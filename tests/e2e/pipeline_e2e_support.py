@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from connectors.finale import FinaleClient
-from invsync.settings import FinaleSettings
+from connectors.finale.settings import FinaleSettings
 from pipeline.entities import ENTITIES
 from pipeline.sync import EntityRunResult, EntitySync, QuarantineThresholdExceeded, SyncOptions
 from sandbox.server import SandboxHandle, ssl_context

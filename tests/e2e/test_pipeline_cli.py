@@ -35,7 +35,6 @@ from pipeline_e2e_support import (
 import flows.finale_sync  # noqa: F401
 from invsync.cli import app
 from pipeline.entities import ENTITIES
-from pipeline.status import EXPECTED_INTERVAL
 from sandbox.server import SandboxHandle
 from schemas import tables
 from warehouse.db import create_warehouse_engine
@@ -124,7 +123,7 @@ def test_cli_sync_json_loads_the_warehouse_and_prints_its_status(
         assert metrics["errors"] == run["quarantined"]
         duration = (run["finished_at"] - run["started_at"]) / timedelta(milliseconds=1)
         assert abs(metrics["sync_duration_ms"] - duration) <= 1
-        interval = EXPECTED_INTERVAL[entry["entity"]]
+        interval = ENTITIES[entry["entity"]].expected_interval
         assert datetime.fromisoformat(metrics["next_sync"]) == finished + interval
         penalty = min(20.0, 400.0 * run["quarantined"] / run["extracted"])
         assert entry["health_score"] == round(100 - penalty)

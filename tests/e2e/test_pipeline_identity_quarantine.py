@@ -235,7 +235,7 @@ def test_stock_before_any_product_fails_fast_naming_what_to_sync(
         run_sync(engine, sandbox, entities=["stock"])
 
     message = str(failure.value)
-    assert "product catalogue is empty" in message
+    assert "products catalogue is empty" in message
     assert "invsync sync --entities products,stock" in message
     with engine.connect() as conn:
         # Not a content problem: nothing was quarantined, and the run log says why it failed.

@@ -23,7 +23,7 @@ import pandas as pd
 from pydantic import SecretStr
 
 from connectors.finale import FinaleClient, RetryPolicy, decode_filter
-from invsync.settings import FinaleSettings
+from connectors.finale.settings import FinaleSettings
 from sandbox.server import SandboxHandle, ssl_context
 
 # The sandbox's account zone (with a DST change inside the generated dates) and distinctive

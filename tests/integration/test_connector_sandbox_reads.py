@@ -102,23 +102,26 @@ def test_incremental_read_over_months_in_account_zone_matches_ground_truth(
     assert set(keys) == set(keys_of(collection, truth))
     assert all(len(c.frame) <= 7 for c in chunks)
 
-    # The windows on the wire: in account wall-clock time, each at most 30 days, adjacent
-    # (next low = previous high + 1 s) and together exactly [low, high].
+    # The windows on the wire: in account wall-clock time, each at most 30 days, within
+    # [low, high], each asking for at most a chunk.
     requests = conn.log.of("GET")
     assert all(e.status == 200 for e in requests), "the sandbox refused a window"
+    assert {e.url.params["limit"] for e in requests} == {"7"}
     windows = [[parse_wire(v) for v in e.filter["lastUpdatedDate"]] for e in requests]
-    assert len(windows) >= 5
-    assert wire_time(windows[0][0]) == low and wire_time(windows[-1][1]) == high
     for start, end in windows:
         assert timedelta(0) <= end - start <= timedelta(days=30)
-    for (_, previous_end), (start, _) in itertools.pairwise(windows):
-        assert start == previous_end + ONE_SECOND
+        assert low <= wire_time(start) and wire_time(end) <= high
 
-    # Every window ends with exactly one last_in_window chunk, in time order.
-    lasts = [c for c in chunks if c.last_in_window]
-    assert len(lasts) == len(windows)
-    ends = [c.window_end for c in lasts]
-    assert ends == sorted(ends) and ends[-1] == UNTIL.replace(microsecond=0)
+    # The windows delivered (each chunk's, read whole by one of those requests) are adjacent
+    # (next low = previous high + 1 s), in time order, and together exactly [low, high].
+    delivered = [(_local(c.window_start), _local(c.window_end)) for c in chunks]
+    assert all(c.last_in_window for c in chunks)
+    assert len(delivered) >= 5
+    assert all([start, end] in windows for start, end in delivered)
+    assert wire_time(delivered[0][0]) == low and wire_time(delivered[-1][1]) == high
+    for (_, previous_end), (start, _) in itertools.pairwise(delivered):
+        assert start == previous_end + ONE_SECOND
+    assert chunks[-1].window_end == UNTIL.replace(microsecond=0)
 
 
 @pytest.mark.parametrize("collection", [pytest.param(c, id=c) for c in DATED_COLLECTIONS])
@@ -180,6 +183,45 @@ def test_window_over_the_cap_is_split_and_every_record_returned_once(
         assert start == previous_end + ONE_SECOND
 
 
+def test_a_window_holding_more_than_a_chunk_is_streamed_in_chunk_sized_parts(
+    shared_sandbox: SandboxHandle, shared_control: SandboxControl, connect: Connect
+) -> None:
+    # One 30-day window (the server's cap is 120,000, so it is never split for the cap)
+    # holding several chunks' worth of products.
+    since, until = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC)
+    low, high = wire_time(_local(since)), wire_time(_local(until))
+    truth = _updated_between(server_rows(shared_sandbox, "product"), low, high)
+    chunk_size = 3
+    conn = connect(shared_sandbox)
+
+    chunks = list(
+        conn.client.iter_updated(
+            "product", since=since, until=until, overlap=timedelta(0), chunk_size=chunk_size
+        )
+    )
+
+    assert len(truth) >= 3 * chunk_size, "the window should hold several chunks"
+    keys = [r["productId"] for c in chunks for r in c.frame.to_dict("records")]
+    assert (
+        len(keys) == len(truth) == shared_control.count("product", {"lastUpdatedDate": [low, high]})
+    )
+    assert sorted(keys) == sorted(r["productId"] for r in truth), "a record lost or repeated"
+    # Several chunks of at most a chunk each, and no response could carry more: every
+    # request asked for at most chunk_size records, and none used offset (each part is one
+    # snapshot, which a concurrent update cannot shift).
+    assert len(chunks) >= 3
+    assert all(len(c.frame) <= chunk_size for c in chunks)
+    requests = conn.log.of("GET")
+    assert {e.url.params["limit"] for e in requests} == {str(chunk_size)}
+    assert not any("offset" in e.url.params for e in requests)
+    # Each chunk is a part read whole: it may advance the watermark to its end, and the
+    # parts are adjacent and in time order, so the watermark only moves past delivered data.
+    assert all(c.last_in_window for c in chunks)
+    assert chunks[0].window_start == since and chunks[-1].window_end == until
+    for previous, chunk in itertools.pairwise(chunks):
+        assert chunk.window_start == previous.window_end + ONE_SECOND
+
+
 def test_more_records_in_one_second_than_the_cap_are_paged_with_offset(
     make_sandbox, connect: Connect
 ) -> None:
@@ -198,12 +240,15 @@ def test_more_records_in_one_second_than_the_cap_are_paged_with_offset(
     assert sorted(keys) == sorted(touched)
     assert conn.client.stats.window_splits >= 10  # halved down to one second
     paged = [e for e in conn.log.of("GET") if "offset" in e.url.params]
-    assert [int(e.url.params["offset"]) for e in paged] == [0, 50, 100]
+    # Paged in chunks (30), not in responses of the server's cap (50): memory stays flat.
+    assert [int(e.url.params["offset"]) for e in paged] == [0, 30, 60, 90, 120]
     second = paged[0].filter["lastUpdatedDate"][0]
     assert all(e.filter["lastUpdatedDate"] == [second, second] for e in paged)
     assert {r["lastUpdatedDate"] for c in chunks for r in c.frame.to_dict("records")} == {second}
     assert all(len(c.frame) <= 30 for c in chunks)
     assert chunks[-1].last_in_window
+    crowded = [c for c in chunks if c.window_start == c.window_end]
+    assert [c.last_in_window for c in crowded] == [False, False, False, True]
 
 
 def test_graphql_connection_pages_raw_values_parsed_to_numbers(

@@ -205,6 +205,16 @@ def test_retry_after_then_success_delivers(receiver: Receiver) -> None:
     assert len(receiver.to(HOOK_PATH)) == 2
 
 
+def test_a_retry_after_longer_than_an_alert_can_wait_is_not_waited_for(
+    receiver: Receiver,
+) -> None:
+    receiver.script(HOOK_PATH, receiver.reply(429, "rate_limited", headers={"Retry-After": "60"}))
+    with pytest.raises(DeliveryError, match="asked to wait 60s") as caught:
+        slack(receiver).send(_message())
+    assert len(receiver.to(HOOK_PATH)) == 1
+    assert HOOK_PATH not in str(caught.value)
+
+
 def test_a_slow_endpoint_times_out_fast_and_is_retried_once(receiver: Receiver) -> None:
     receiver.script(HOOK_PATH, receiver.reply(delay=1.0), receiver.reply(delay=1.0))
     channel = slack(receiver, timeout=0.2)

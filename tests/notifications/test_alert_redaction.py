@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.redact import redact_secrets, summarize_error
+from connectors.redact import redact_secrets, summarize_error
 
 LEAKS = [
     pytest.param("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA==",

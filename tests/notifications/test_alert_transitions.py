@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from notifications import Alert, transition
+from warehouse.runs import RunRecord, RunStatus
 
 # Every (previous, current) pair of the documented table, with the alert it must send.
 TABLE = [
@@ -96,17 +97,18 @@ def test_alert_rejects_unknown_kind() -> None:
 
 
 def test_alert_from_result_takes_counts_share_and_freshness() -> None:
-    result = {
-        "run_id": "r-1",
-        "entity": "products",
-        "status": "failed",
-        "extracted": 200,
-        "inserted": 150,
-        "updated": 10,
-        "unchanged": 20,
-        "quarantined": 20,
-        "error": "20 of 200 products records (10.0%) failed validation",
-    }
+    result = RunRecord(
+        run_id="r-1",
+        entity="products",
+        mode="full",
+        status=RunStatus.FAILED,
+        extracted=200,
+        inserted=150,
+        updated=10,
+        unchanged=20,
+        quarantined=20,
+        error="20 of 200 products records (10.0%) failed validation",
+    )
     status = {"entity": "products", "health_score": 30, "last_sync": "2026-01-01T10:00:00+00:00"}
     alert = Alert.from_result(
         "failed", result, deployment="finale-sync/hourly", flow_run_url="http://ui/runs/1",
@@ -123,15 +125,18 @@ def test_alert_from_result_takes_counts_share_and_freshness() -> None:
 
 
 def test_alert_from_a_failed_entity_without_counts() -> None:
-    alert = Alert.from_result("failed", {"entity": "stock", "status": "failed", "error": "boom"})
+    failed = RunRecord(run_id="r-1", entity="stock", mode="incremental",
+                       status=RunStatus.FAILED, error="boom")  # fmt: skip
+    alert = Alert.from_result("failed", failed)
     assert alert.counts["extracted"] == 0
     assert alert.quarantine_share is None
     assert alert.last_success_at is None
 
 
 def test_recovery_alert_carries_no_error() -> None:
-    alert = Alert.from_result("recovered", {"entity": "stock", "status": "succeeded",
-                                            "error": "old"})  # fmt: skip
+    recovered = RunRecord(run_id="r-2", entity="stock", mode="incremental",
+                          status=RunStatus.SUCCEEDED, error="old")  # fmt: skip
+    alert = Alert.from_result("recovered", recovered)
     assert alert.error is None
 
 

@@ -58,7 +58,11 @@ def _count(url: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
         engine.dispose()
 
 
-def test_second_holder_of_an_entity_lock_is_refused_then_waits(warehouse_url: str) -> None:
+#: Longest a test waits for another thread to reach a point (a bound, never an ordering device).
+WAIT_SECONDS = 30.0
+
+
+def test_second_holder_of_an_entity_lock_is_refused(warehouse_url: str) -> None:
     upgrade(warehouse_url)
     engine = create_warehouse_engine(warehouse_url)
     try:
@@ -70,22 +74,53 @@ def test_second_holder_of_an_entity_lock_is_refused_then_waits(warehouse_url: st
                 pass
             with entity_lock(engine, "vendors"):  # other entities are not blocked
                 pass
-        released_at: list[float] = []
-
-        def hold() -> None:
-            with entity_lock(engine, "stock"):
-                time.sleep(0.6)
-                released_at.append(time.monotonic())
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        time.sleep(0.2)
-        with entity_lock(engine, "stock", wait_seconds=5, poll_seconds=0.05):
-            acquired_at = time.monotonic()
-        holder.join()
-        assert released_at and acquired_at >= released_at[0]
     finally:
         engine.dispose()
+
+
+def test_a_waiting_run_retries_and_takes_the_lock_once_its_holder_lets_go(
+    warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder lets go only after the waiter has found the lock busy and paused to poll;
+    the waiter's pause ends only once the lock is free. Events order both threads."""
+    upgrade(warehouse_url)
+    engine = create_warehouse_engine(warehouse_url)
+    held, polled, released = threading.Event(), threading.Event(), threading.Event()
+    order: list[str] = []
+    waiter = threading.current_thread()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        # Only the waiting run's polls are intercepted; any other thread sleeps as usual.
+        if threading.current_thread() is not waiter:
+            real_sleep(seconds)
+            return
+        order.append("busy")
+        polled.set()
+        released.wait(WAIT_SECONDS)
+
+    def hold() -> None:
+        with entity_lock(engine, "stock"):
+            held.set()
+            polled.wait(WAIT_SECONDS)
+            order.append("releasing")
+        released.set()
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    holder = threading.Thread(target=hold, name="lock-holder")
+    try:
+        holder.start()
+        assert held.wait(WAIT_SECONDS), "the holder never took the lock"
+        with entity_lock(engine, "stock", wait_seconds=WAIT_SECONDS, poll_seconds=0.05):
+            order.append("acquired")
+        holder.join(WAIT_SECONDS)
+    finally:
+        released.set()
+        polled.set()
+        engine.dispose()
+    # It found the lock busy (once: the holder had let go before its pause ended), waited
+    # instead of giving up, and got the lock only after the holder released it.
+    assert order == ["busy", "releasing", "acquired"]
 
 
 def test_a_run_that_finds_its_entity_locked_is_skipped_and_writes_nothing(
@@ -97,12 +132,12 @@ def test_a_run_that_finds_its_entity_locked_is_skipped_and_writes_nothing(
             result = sync_entity(entity="facilities", mode="full")
     finally:
         engine.dispose()
-    assert result["status"] == "skipped"
-    assert "already being synced" in result["error"]
+    assert result.status == "skipped"
+    assert "already being synced" in result.error
     assert _count(env, tables.facilities) == 0
     assert _count(env, tables.sync_runs, tables.sync_runs.c.status == "skipped") == 1
     # Once free, the next run syncs.
-    assert sync_entity(entity="facilities", mode="full")["status"] == "succeeded"
+    assert sync_entity(entity="facilities", mode="full").status == "succeeded"
     assert _count(env, tables.facilities) > 0
 
 
@@ -120,17 +155,17 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
     truth = SandboxControl(sandbox.base_url).count(
         "product", {"lastUpdatedDate": ["2026-05-01T00:00:00", "2026-07-15T00:00:00"]}
     )
-    assert truth > 0 and first["status"] == "succeeded"
+    assert truth > 0 and first.status == "succeeded"
 
     progress: list[tuple[int, int]] = []
     done = finale_backfill(
         since=since, until=until, entities=["products"],
         on_progress=lambda d, t: progress.append((d, t)),
     )  # fmt: skip
-    assert done["windows"] == len(plan_windows(since, until, 30)) == 3
-    assert done["skipped"] == 0
+    assert done.windows == len(plan_windows(since, until, 30)) == 3
+    assert done.skipped == 0
     assert progress[-1] == (3, 3)
-    counts = done["entities"]["products"]
+    counts = done.entities["products"]
     # Every record updated in the range was re-read once; nothing in it changed since.
     assert counts["extracted"] == truth
     assert counts["inserted"] == counts["updated"] == 0
@@ -142,7 +177,7 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
         # Each window's run is recorded as a backfill, under the backfill's flow run.
         runs = conn.execute(
             sa.select(tables.sync_runs.c.mode, tables.sync_runs.c.flow_run_id).where(
-                tables.sync_runs.c.run_id != first["run_id"]
+                tables.sync_runs.c.run_id != first.run_id
             )
         ).all()
         recorded = conn.execute(
@@ -173,7 +208,7 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
     assert sorted(child.name for child in children) == ["sync-products-backfill"] * 3
 
     again = finale_backfill(since=since, until=until, entities=["products"])
-    assert again["skipped"] == 3 and again["entities"]["products"] == {}
+    assert again.skipped == 3 and again.entities["products"] == {}
 
     # A backfill that stopped after its first window resumes with the other two.
     bid = backfill_id(["products"], since, until)
@@ -185,8 +220,8 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
             )
         )
     resumed = finale_backfill(since=since, until=until, entities=["products"])
-    assert resumed["skipped"] == 1
-    assert 0 < resumed["entities"]["products"]["extracted"] < truth
+    assert resumed.skipped == 1
+    assert 0 < resumed.entities["products"]["extracted"] < truth
     engine.dispose()
 
 

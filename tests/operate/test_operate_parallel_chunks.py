@@ -1,14 +1,15 @@
-"""SYNC_PARALLEL_CHUNKS prepares chunks concurrently on the flow's task runner.
+"""SYNC_PARALLEL_CHUNKS prepares chunks concurrently (``pipeline.ahead``).
 
-The prepare step (transform, validate, render) of several chunks runs at once as
-``prepare-chunk`` task runs; loads and commits stay in read order on the run's one
-connection. The warehouse a parallel run leaves must equal the one a sequential run
-leaves, row for row and hash for hash, and the watermark must be committed as before.
+The prepare step (transform, validate, render) of several chunks runs at once in the run's
+thread pool; loads and commits stay in read order on the run's one connection, one
+``load-chunk`` task run each. The warehouse a parallel run leaves must equal the one a
+sequential run leaves, row for row and hash for hash, and the watermark must be committed as before.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import TaskRun
 
 from flows.finale_sync import sync_entity
-from pipeline.sync import Chunk, EntitySync
+from pipeline.sync import Chunk, EntityRunResult, EntitySync
 from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
 from schemas import tables
 
@@ -36,10 +37,6 @@ PRODUCTS = 600
 CHUNK_SIZE = 50
 CHUNKS = PRODUCTS // CHUNK_SIZE
 PARALLEL = 4
-#: Added to every prepare of the parallel run, so that overlapping task runs do not depend
-#: on how fast this machine transforms 50 records compared with reading and loading them
-#: (each a Prefect task run too); the prepares still run the real transform.
-PREPARE_DELAY_SECONDS = 0.3
 
 
 @pytest.fixture
@@ -68,14 +65,15 @@ def sequential_url(
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, url: str, parallel: int) -> tuple[dict[str, Any], UUID]:
+def _run(monkeypatch: pytest.MonkeyPatch, url: str, parallel: int) -> tuple[EntityRunResult, UUID]:
     monkeypatch.setenv("WAREHOUSE_URL", url)
     monkeypatch.setenv("SYNC_PARALLEL_CHUNKS", str(parallel))
     state = sync_entity(entity="products", mode="full", chunk_size=CHUNK_SIZE, return_state=True)
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
-    return state.result(), flow_run_id
+    result: EntityRunResult = state.result()
+    return result, flow_run_id
 
 
 def _snapshot(url: str) -> dict[str, Any]:
@@ -105,16 +103,16 @@ def _snapshot(url: str) -> dict[str, Any]:
     }
 
 
-def _prepare_runs(flow_run_id: UUID) -> list[TaskRun]:
-    """The finished prepare-chunk task runs of one flow run (the API records them async)."""
+def _load_runs(flow_run_id: UUID) -> list[TaskRun]:
+    """The finished load-chunk task runs of one flow run (the API records them async)."""
     deadline = time.monotonic() + 20
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="products-prepare")),
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="products-chunk")),
             )
-            done = [r for r in runs if r.start_time is not None and r.end_time is not None]
+            done = [r for r in runs if r.end_time is not None]
             if len(done) >= CHUNKS or time.monotonic() > deadline:
                 return done
             time.sleep(0.25)
@@ -135,45 +133,44 @@ def test_parallel_prepare_overlaps_and_loads_the_same_warehouse(
     sequential, _ = _run(monkeypatch, sequential_url, 1)
 
     real_prepare = EntitySync.prepare
+    # The first two prepares wait for each other: the run only gets past them if two
+    # prepares really run at once (else the barrier breaks and the run fails).
+    both_preparing = threading.Barrier(2, timeout=30)
+    calls = itertools.count()
 
-    def slow_prepare(self: EntitySync, chunk: Chunk) -> Chunk:
-        time.sleep(PREPARE_DELAY_SECONDS)
+    def overlapping_prepare(self: EntitySync, chunk: Chunk) -> Chunk:
+        if next(calls) < 2:
+            both_preparing.wait()
         return real_prepare(self, chunk)
 
-    monkeypatch.setattr(EntitySync, "prepare", slow_prepare)
+    monkeypatch.setattr(EntitySync, "prepare", overlapping_prepare)
     parallel, flow_run_id = _run(monkeypatch, warehouse_url, PARALLEL)
 
     # (1) The same warehouse: rows, content hashes, quarantine and counts.
     for result in (sequential, parallel):
-        assert result["status"] == "succeeded", result
-        assert result["extracted"] == PRODUCTS
-        assert result["extracted"] == result["inserted"] + result["quarantined"]
-        assert result["updated"] == result["unchanged"] == result["deleted"] == 0
+        assert result.status == "succeeded", result
+        assert result.extracted == PRODUCTS
+        assert result.extracted == result.inserted + result.quarantined
+        assert result.updated == result.unchanged == result.deleted == 0
     counted = ("extracted", "inserted", "updated", "unchanged", "quarantined", "deleted")
-    assert {k: parallel[k] for k in counted} == {k: sequential[k] for k in counted}
-    assert parallel["source_checksum"] == sequential["source_checksum"]
-    assert parallel["warehouse_checksum"] == parallel["source_checksum"]
+    assert {k: getattr(parallel, k) for k in counted} == {
+        k: getattr(sequential, k) for k in counted
+    }
+    assert parallel.source_checksum == sequential.source_checksum
+    assert parallel.warehouse_checksum == parallel.source_checksum
 
     seq_db, par_db = _snapshot(sequential_url), _snapshot(warehouse_url)
-    assert len(par_db["rows"]) == PRODUCTS - parallel["quarantined"]
+    assert len(par_db["rows"]) == PRODUCTS - parallel.quarantined
     assert par_db["rows"] == seq_db["rows"]
     assert par_db["quarantined"] == seq_db["quarantined"]
     for db in (seq_db, par_db):
         assert db["run"]["status"] == "succeeded"
         assert db["run"]["extracted"] == db["run"]["inserted"] + db["run"]["quarantined"]
 
-    # (2) Prepare task runs really overlapped.
-    runs = _prepare_runs(flow_run_id)
-    assert len(runs) == CHUNKS
-    spans = sorted((r.start_time, r.end_time) for r in runs if r.start_time and r.end_time)
-    overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
-    assert overlaps >= 1, [(a.isoformat(), b.isoformat()) for a, b in spans]
-    with get_client(sync_client=True) as client:
-        loads = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="products-chunk")),
-        )
-    assert len(loads) == CHUNKS
+    # (2) Prepares overlapped (the barrier held), and every chunk loaded as its own task run.
+    assert not both_preparing.broken
+    assert next(calls) >= CHUNKS  # every chunk was prepared
+    assert len(_load_runs(flow_run_id)) == CHUNKS
 
     # (3) The watermark was committed with the last chunk, as in the sequential run: the
     # instant the full read started, inside the run.

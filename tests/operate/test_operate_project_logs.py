@@ -51,12 +51,12 @@ def test_window_splits_and_retries_are_in_the_flow_run_logs(
         result = sync_entity(
             entity="products", mode="incremental", since=datetime(2026, 3, 1, tzinfo=UTC)
         )
-    assert result["status"] == "succeeded", result["error"]
+    assert result.status == "succeeded", result.error
     engine = create_warehouse_engine(url)
     with engine.connect() as conn:
         flow_run_id = conn.execute(
             sa.select(tables.sync_runs.c.flow_run_id).where(
-                tables.sync_runs.c.run_id == result["run_id"]
+                tables.sync_runs.c.run_id == result.run_id
             )
         ).scalar_one()
     engine.dispose()

@@ -32,7 +32,7 @@ def _sync_products(monkeypatch: pytest.MonkeyPatch, limit_name: str) -> float:
     monkeypatch.setenv("FINALE_SHARED_RATE_LIMIT", limit_name)
     started = time.monotonic()
     result = sync_entity(entity="products", mode="full", chunk_size=20)
-    assert result["status"] == "succeeded"
+    assert result.status == "succeeded"
     return time.monotonic() - started
 
 

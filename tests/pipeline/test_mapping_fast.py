@@ -1,163 +1,108 @@
-"""The columnar versions of the nested-list rules give exactly what their per-value
-definitions give.
+"""The products' nested-list rules (main supplier, reorder point and quantity) and the one
+notion of an empty display value, tested on their behaviour.
 
-Each ``Derived`` rule with a ``columnar`` version is compared with the same rule run value by
-value (its ``func``, the definition), on random mixed inputs (clean values, display strings,
-junk, missing values, odd types): equal columns (values and dtypes) and equal problems.
+The property tests compare whole chunks with the rules as the spec states them, a few lines
+each over one record, on random mixes of clean values, display strings, junk and odd types.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from connectors.finale.display import is_empty, parse_display_number
+from pipeline import coerce
 from pipeline.entities import ENTITIES
-from pipeline.mapping import Derived, TransformContext, apply_mapping
+from pipeline.mapping import TransformContext, apply_mapping, shown
 
-# --- reference: the per-value definition of each columnar rule ----------------------------
-
-
-def per_value(rule: Derived) -> Derived:
-    """The same rule without its columnar version: ``func`` per value is the definition."""
-    return Derived(rule.source, rule.func, rule.kind)
+PARTY_IDS = {"/acme/api/partygroup/100": "100"}
+CTX = TransformContext(party_ids=PARTY_IDS)
+PRODUCTS = ENTITIES["products"].mapping
 
 
-# --- random inputs -----------------------------------------------------------------------
-
-PARTY_IDS = {"/acme/api/partygroup/100": "100", "/acme/api/partygroup/7": " 7 "}
-URLS = [
-    "/acme/api/partygroup/100",
-    "/acme/api/partygroup/7",
-    "/acme/api/partygroup/200",
-    "/acme/api/partygroup/300/",
-    "",
-    None,
-    12,
-    "plain",
-]
-PREFS = ["10_MAIN", "10_main", "main", "MAINTAIN", "20_ALT", "30_ALT", "", None, 1, True, 0.0]
-NUMBERS = [5, 7, 0, -3, 12.5, 0.1, 0.2, 1e16, 2**53 + 1, 2**64, 10**400, -0.0, float("nan")]
-NUMBERS += [float("inf"), "1,200", "12x", " 7 ", "--", "", True, False, {"n": 1}, [3]]
-FACILITIES = ["/acme/api/facility/1", "/acme/api/facility/2", None, "", 0, "x"]
-ODD_ROWS = [None, float("nan"), "text", {"a": 1}, 5, (), ({"reorderPoint": 1},)]
-ODD_ITEMS = ["junk", None, 3, ["nested"], ()]
+def _map(target: str, values: list[Any]) -> tuple[list[Any], dict[Any, list[str]]]:
+    rule = PRODUCTS[target]
+    raw = pd.DataFrame({rule.source: pd.Series(values, dtype=object)})
+    raw.index = pd.RangeIndex(len(values)) * 2 + 1  # not a RangeIndex from 0
+    frame, problems = apply_mapping(raw, {target: rule}, CTX)
+    got = [None if pd.isna(v) else v for v in frame[target].tolist()]
+    return got, {(label - 1) // 2: texts for label, texts in problems.items()}
 
 
-class _Guidelines(list[Any]):
-    """A list subclass: never from JSON, but the per-value helpers accept it."""
+# --- the spec ----------------------------------------------------------------------------------
 
 
-def _pick(rng: np.random.Generator, options: list[Any]) -> Any:
-    return options[int(rng.integers(len(options)))]
+def spec_main_supplier(value: Any) -> str | None:
+    """MAIN (any case) in supplierPrefOrderId wins, else the first supplier; the id ends the URL."""
+    suppliers = [s for s in value if isinstance(s, dict)] if isinstance(value, list) else []
+    main = [s for s in suppliers if "MAIN" in (s.get("supplierPrefOrderId") or "").upper()]
+    chosen = (main or suppliers or [{}])[0].get("supplierPartyUrl")
+    return PARTY_IDS.get(chosen, chosen.rsplit("/", 1)[-1]) if chosen else None
 
 
-def _supplier(rng: np.random.Generator) -> Any:
-    roll = rng.random()
-    if roll < 0.05:
-        return _pick(rng, ODD_ITEMS)
-    item: dict[str, Any] = {}
-    if rng.random() < 0.9:
-        item["supplierPartyUrl"] = _pick(rng, URLS)
-    if rng.random() < 0.9:
-        item["supplierPrefOrderId"] = _pick(rng, PREFS)
-    if rng.random() < 0.02:
-        item["supplierPrefOrderId"] = ["MAIN"]  # unhashable
-    if rng.random() < 0.02:
-        item["supplierPartyUrl"] = {"url": 1}  # unhashable
-    return OrderedDict(item) if rng.random() < 0.01 else item  # a dict subclass
+def spec_reorder(value: Any, name: str) -> float | None:
+    """The account-wide guideline's value if there is one, else the sum over facilities."""
+    guidelines = [g for g in value if isinstance(g, dict)] if isinstance(value, list) else []
+    chosen = [g for g in guidelines if not g.get("facilityUrl")] or guidelines
+    numbers = [parse_display_number(g.get(name)) for g in chosen]
+    numbers = [n for n in numbers if n is not None]
+    return sum(numbers) if numbers else None
 
 
-def _guideline(rng: np.random.Generator, plain: bool) -> Any:
-    if not plain and rng.random() < 0.05:
-        return _pick(rng, ODD_ITEMS)
-    item: dict[str, Any] = {}
-    if rng.random() < 0.85:
-        item["facilityUrl"] = _pick(rng, FACILITIES)
-    for name in ("reorderPoint", "reorderQuantity"):
-        roll = rng.random()
-        if roll < 0.1:
-            continue  # key missing
-        if roll < 0.2:
-            item[name] = None
-        elif plain:
-            item[name] = int(rng.integers(0, 500)) if rng.random() < 0.7 else float(rng.random())
-        else:
-            item[name] = _pick(rng, NUMBERS)
-    return OrderedDict(item) if not plain and rng.random() < 0.01 else item
+# --- random lists ------------------------------------------------------------------------------
 
-
-def _lists(rng: np.random.Generator, n: int, make: Callable[[], Any], odd: float) -> list[Any]:
-    rows: list[Any] = []
-    for _ in range(n):
-        if rng.random() < odd:
-            rows.append(_pick(rng, ODD_ROWS))
-        elif rng.random() < odd / 10:
-            rows.append(_Guidelines(make() for _ in range(int(rng.integers(0, 4)))))
-        else:
-            rows.append([make() for _ in range(int(rng.integers(0, 5)))])
-    return rows
-
-
-def _products(rng: np.random.Generator, n: int, odd: float, plain: bool) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "supplierList": pd.Series(_lists(rng, n, lambda: _supplier(rng), odd), dtype=object),
-            "reorderGuidelineList": pd.Series(
-                _lists(rng, n, lambda: _guideline(rng, plain), odd), dtype=object
-            ),
-        }
-    )
-    # Not a RangeIndex, as after selecting rows of a chunk.
-    frame.index = pd.RangeIndex(n) * 3 + 5
-    return frame
-
-
-DERIVED = ("primary_vendor_party_id", "reorder_point", "reorder_quantity")
-
-
-def _assert_same(actual: tuple[pd.Series, dict], expected: tuple[pd.Series, dict]) -> None:
-    pd.testing.assert_series_equal(actual[0], expected[0], check_exact=True)
-    assert actual[1] == expected[1]
-
-
-# --- tests -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("seed", "odd", "plain"),
-    [(1, 0.0, True), (2, 0.0, False), (3, 0.1, False), (4, 0.3, False), (5, 0.02, True)],
+urls = st.sampled_from(["/acme/api/partygroup/100", "/acme/api/partygroup/7", "", None])
+prefs = st.sampled_from(["10_MAIN", "main", "20_ALT", "MAINTAIN", "", None])
+suppliers = st.fixed_dictionaries(
+    {}, optional={"supplierPartyUrl": urls, "supplierPrefOrderId": prefs}
 )
-def test_nested_list_rules_match_the_per_value_reference(seed: int, odd: float, plain: bool):
-    rng = np.random.default_rng(seed)
-    raw = _products(rng, 3000, odd, plain)
-    mapping = ENTITIES["products"].mapping
-    for tz in ("UTC", "America/Chicago"):
-        ctx = TransformContext(tz=tz, party_ids=PARTY_IDS)
-        lists: dict = {}  # shared between the rules, as apply_mapping does
-        for target in DERIVED:
-            rule = mapping[target]
-            assert isinstance(rule, Derived)
-            expected = per_value(rule).apply(raw, ctx)
-            _assert_same(rule.apply(raw, ctx, lists), expected)
-            _assert_same(rule.apply(raw, ctx), expected)  # without a shared ListColumn
+numbers = st.one_of(
+    st.none(),
+    st.integers(-1000, 10**6),
+    st.floats(0, 1e6).map(lambda f: round(f, 2)),
+    st.sampled_from(["1,200", " 7 ", "--", "\u2014", "", "3.5"]),
+)
+guidelines = st.fixed_dictionaries(
+    {},
+    optional={
+        "facilityUrl": st.sampled_from(["/acme/api/facility/1", "/acme/api/facility/2", "", None]),
+        "reorderPoint": numbers,
+        "reorderQuantity": numbers,
+    },
+)
 
 
-def test_nested_list_rules_report_the_same_problems_as_the_per_value_code() -> None:
-    raw = _products(np.random.default_rng(11), 2000, 0.1, False)
-    ctx = TransformContext(party_ids=PARTY_IDS)
-    mapping = {target: ENTITIES["products"].mapping[target] for target in DERIVED}
-    reference = {target: per_value(rule) for target, rule in mapping.items()}
-    frame, problems = apply_mapping(raw, mapping, ctx)
-    expected_frame, expected_problems = apply_mapping(raw, reference, ctx)
-    pd.testing.assert_frame_equal(frame, expected_frame, check_exact=True)
-    assert problems == expected_problems
-    assert problems  # junk like "12x" is reported
-    assert any("'12x'" in text for texts in problems.values() for text in texts)
+def lists_of(items: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    row = st.one_of(st.none(), st.lists(st.one_of(items, st.just("junk")), max_size=4))
+    return st.lists(row, min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=lists_of(suppliers))
+def test_main_supplier_is_the_one_marked_main_else_the_first(rows: list[Any]) -> None:
+    got, problems = _map("primary_vendor_party_id", rows)
+    assert problems == {}
+    assert got == [spec_main_supplier(row) for row in rows]
+
+
+REORDER_FIELDS = {"reorder_point": "reorderPoint", "reorder_quantity": "reorderQuantity"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=lists_of(guidelines))
+def test_reorder_is_the_account_wide_value_else_the_facility_sum(rows: list[Any]) -> None:
+    for target, name in REORDER_FIELDS.items():
+        got, problems = _map(target, rows)
+        assert problems == {}
+        expected = [spec_reorder(row, name) for row in rows]
+        assert got == [pytest.approx(e) if e is not None else None for e in expected]
+
+
+# --- examples ----------------------------------------------------------------------------------
 
 
 def _at(facility: str | None, point: Any) -> dict[str, Any]:
@@ -167,59 +112,103 @@ def _at(facility: str | None, point: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("value", "point"),
     [
-        pytest.param([_at(None, 3), {"reorderPoint": 4}], 7.0, id="overall-summed"),
-        pytest.param([_at("/f/1", 3), _at("", 9)], 9.0, id="overall-wins"),
+        pytest.param([_at(None, 3), {"reorderPoint": 4}], 7.0, id="two-account-wide-summed"),
+        pytest.param([_at("/f/1", 3), _at("", 9)], 9.0, id="account-wide-wins"),
         pytest.param([_at("/f/1", 3), _at("/f/2", 4)], 7.0, id="facilities-summed"),
         pytest.param([_at("/f/1", "1,200"), _at("/f/2", 1)], 1201.0, id="display-string"),
-        pytest.param([{"reorderPoint": "1,200"}], 1200.0, id="display-string-alone"),
-        pytest.param([_at(None, 0.1), _at(None, 0.2)], 0.1 + 0.2, id="non-integers"),
-        pytest.param([_at(None, -0.0), _at(None, -0.0)], 0.0, id="negative-zeros"),
+        pytest.param([_at("/f/1", "--"), _at("/f/2", 1)], 1.0, id="placeholder-is-no-value"),
         pytest.param([], None, id="empty"),
         pytest.param(["junk", None], None, id="no-dicts"),
         pytest.param(None, None, id="not-a-list"),
         pytest.param([{"facilityUrl": "/f/1"}], None, id="no-value"),
     ],
 )
-def test_reorder_edge_cases(value: Any, point: float | None) -> None:
-    raw = pd.DataFrame({"reorderGuidelineList": pd.Series([value, value], dtype=object)})
-    rule = ENTITIES["products"].mapping["reorder_point"]
-    ctx = TransformContext()
-    assert isinstance(rule, Derived)
-    _assert_same(rule.apply(raw, ctx), per_value(rule).apply(raw, ctx))
-    got = rule.apply(raw, ctx)[0].iloc[0]
-    assert (pd.isna(got) and point is None) or got == point
-    if point == 0.0:
-        assert np.signbit(got) == np.signbit(sum([-0.0, -0.0]))
+def test_reorder_examples(value: Any, point: float | None) -> None:
+    got, problems = _map("reorder_point", [value])
+    assert (got, problems) == ([point], {})
 
 
-def test_junk_reorder_value_is_reported_by_the_number_parser() -> None:
-    raw = pd.DataFrame(
-        {"reorderGuidelineList": pd.Series([[{"reorderPoint": "12x"}], [{"reorderPoint": 4}]])}
-    )
-    frame, problems = apply_mapping(
-        raw, {"reorder_point": ENTITIES["products"].mapping["reorder_point"]}, TransformContext()
-    )
-    assert problems == {
-        0: [
-            "reorder_point (field reorderGuidelineList) is not a finite number "
-            "(got [{'reorderPoint': '12x'}])"
-        ]
-    }
-    assert frame["reorder_point"].tolist()[1] == 4.0
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param([_at(None, "12x")], id="junk-alone"),
+        pytest.param([_at("/f/1", 5), _at("/f/2", "12x")], id="junk-beside-a-number"),
+        pytest.param([_at(None, True)], id="boolean"),
+        pytest.param([_at(None, float("inf"))], id="infinite"),
+        pytest.param([_at(None, 1e308), _at(None, 1e308)], id="sum-overflows"),
+    ],
+)
+def test_a_reorder_value_that_is_no_number_is_reported(value: Any) -> None:
+    got, problems = _map("reorder_point", [value, [_at(None, 4)]])
+    rule = "reorder_point (field reorderGuidelineList) is not a finite number"
+    assert problems == {0: [f"{rule} (got {shown(value)})"]}
+    assert got[1] == 4.0
+
+
+def test_a_reorder_value_on_an_unchosen_guideline_is_not_read() -> None:
+    got, problems = _map("reorder_point", [[_at(None, 2), _at("/f/1", "12x")]])
+    assert (got, problems) == ([2.0], {})
 
 
 def test_main_supplier_in_any_case_wins_over_the_first_listed() -> None:
-    value = [
-        {"supplierPartyUrl": "/acme/api/partygroup/200", "supplierPrefOrderId": "20_ALT"},
-        {"supplierPartyUrl": "/acme/api/partygroup/100", "supplierPrefOrderId": "10_main"},
-    ]
-    raw = pd.DataFrame({"supplierList": pd.Series([value, [], None, value[:1]], dtype=object)})
-    values, bad = (
-        ENTITIES["products"]
-        .mapping["primary_vendor_party_id"]
-        .apply(raw, TransformContext(party_ids=PARTY_IDS))
-    )
-    assert values.tolist()[0] == "100"
-    assert values.isna().tolist() == [False, True, True, False]
-    assert values.tolist()[3] == "200"
-    assert bad == {}
+    first = {"supplierPartyUrl": "/acme/api/partygroup/200", "supplierPrefOrderId": "20_ALT"}
+    main = {"supplierPartyUrl": "/acme/api/partygroup/100", "supplierPrefOrderId": "10_main"}
+    got, problems = _map("primary_vendor_party_id", [[first, main], [], None, [first]])
+    assert (got, problems) == (["100", None, None, "200"], {})
+
+
+@pytest.mark.parametrize(
+    ("suppliers", "reason"),
+    [
+        pytest.param(
+            [{"supplierPartyUrl": "/acme/api/partygroup/100", "supplierPrefOrderId": 10}],
+            "has a supplierPrefOrderId that is not text (a number)",
+            id="number-preference",
+        ),
+        pytest.param(
+            [
+                {"supplierPartyUrl": "/acme/api/partygroup/100", "supplierPrefOrderId": "MAIN"},
+                {"supplierPrefOrderId": ["MAIN"]},
+            ],
+            "has a supplierPrefOrderId that is not text (a list)",
+            id="list-preference-after-main",
+        ),
+        pytest.param(
+            [{"supplierPartyUrl": {"url": 1}, "supplierPrefOrderId": "10_MAIN"}],
+            "is not a URL (a object)",
+            id="url-not-text",
+        ),
+    ],
+)
+def test_a_supplier_list_that_cannot_say_who_is_main_is_reported(
+    suppliers: list[Any], reason: str
+) -> None:
+    _, problems = _map("primary_vendor_party_id", [suppliers])
+    assert problems == {
+        0: [f"primary_vendor_party_id (field supplierList) {reason} (got {shown(suppliers)})"]
+    }
+
+
+def test_an_unchosen_supplier_url_is_not_read() -> None:
+    main = {"supplierPartyUrl": "/acme/api/partygroup/100", "supplierPrefOrderId": "10_MAIN"}
+    got, problems = _map("primary_vendor_party_id", [[main, {"supplierPartyUrl": 5}]])
+    assert (got, problems) == (["100"], {})
+
+
+# --- one notion of an empty value ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", "--", "-", "\u2014", " \u2014 ", "N/A", "n/a"])
+def test_empty_display_values_are_no_value_for_every_parser(value: Any) -> None:
+    assert is_empty(value)
+    assert parse_display_number(value) is None
+    series = pd.Series([value], dtype=object)
+    numbers, bad = coerce.to_number(series)
+    assert numbers.isna().all() and not bad.any()
+    times, bad = coerce.to_timestamp(series, "UTC")
+    assert times.isna().all() and not bad.any()
+
+
+@pytest.mark.parametrize("value", [0, "0", "none", "\u2013", "---", "NA"])
+def test_other_values_are_not_empty(value: Any) -> None:
+    assert not is_empty(value)

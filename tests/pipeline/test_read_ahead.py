@@ -1,30 +1,38 @@
-"""The sync engine's read-ahead thread and garbage-collector pauses."""
+"""Working ahead of the consumer (``pipeline.ahead.worked_ahead``): order, errors, bounds."""
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from pydantic import SecretStr
 
-from connectors.finale import FinaleClient
-from invsync.settings import FinaleSettings
-from pipeline.entities import ENTITIES
-from pipeline.sync import EntitySync, SyncOptions, _paused_gc, _read_ahead
-from warehouse.migrate import upgrade
+from pipeline.ahead import worked_ahead
+
+WAIT = 10  # seconds: a bound on waiting for a condition, never an ordering device
 
 
-def test_items_arrive_in_order_and_the_thread_ends() -> None:
-    reader = _read_ahead(iter(range(50)), 2, name="test-read")
-    assert list(reader) == list(range(50))
-    assert not [t for t in threading.enumerate() if t.name == "test-read"]
+def _pool_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(name) and t.is_alive()]
 
 
-def test_an_error_while_reading_is_raised_to_the_consumer_after_the_good_items() -> None:
+def test_results_arrive_in_read_order_even_when_later_work_finishes_first() -> None:
+    first_may_finish = threading.Event()
+
+    def work(item: int) -> int:
+        if item == 0:
+            # Item 0 ends only after item 1's work has run to its end.
+            assert first_may_finish.wait(WAIT)
+        if item == 1:
+            first_may_finish.set()
+        return item * 10
+
+    got = list(worked_ahead(iter(range(20)), work, ahead=3, workers=3, name="order"))
+
+    assert got == [i * 10 for i in range(20)]
+
+
+def test_an_error_while_reading_is_raised_after_the_good_items() -> None:
     def items() -> Iterator[int]:
         yield 1
         yield 2
@@ -32,12 +40,25 @@ def test_an_error_while_reading_is_raised_to_the_consumer_after_the_good_items()
 
     got: list[int] = []
     with pytest.raises(ValueError, match="page 3 is corrupt"):
-        for item in _read_ahead(items(), 1, name="test-read"):
+        for item in worked_ahead(items(), lambda i: i, ahead=1, name="read-error"):
             got.append(item)
     assert got == [1, 2]
 
 
-def test_stopping_early_stops_the_producer_and_closes_its_source() -> None:
+def test_an_error_in_the_work_is_raised_in_its_place() -> None:
+    def work(item: int) -> int:
+        if item == 3:
+            raise RuntimeError("chunk 3 cannot be prepared")
+        return item
+
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="chunk 3"):
+        for item in worked_ahead(iter(range(10)), work, ahead=2, workers=2, name="work-error"):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_stopping_early_stops_the_reader_and_closes_its_source() -> None:
     closed = threading.Event()
     produced: list[int] = []
 
@@ -49,67 +70,51 @@ def test_stopping_early_stops_the_producer_and_closes_its_source() -> None:
         finally:
             closed.set()
 
-    reader = _read_ahead(items(), 2, name="test-read")
+    reader = worked_ahead(items(), lambda i: i, ahead=2, name="stop")
     assert next(reader) == 0
     reader.close()
-    assert closed.wait(5)
-    # Bounded: the producer never ran more than the queue depth (+ the one in hand) ahead.
+
+    assert closed.wait(WAIT)
+    # Bounded: never more than `ahead` items waiting, plus the one taken and one in hand.
     assert len(produced) <= 4
 
 
-def test_the_next_item_is_read_while_the_consumer_holds_the_current_one() -> None:
-    second_read = threading.Event()
+def test_the_next_item_is_read_and_worked_while_the_consumer_holds_the_current_one() -> None:
+    second_done = threading.Event()
 
-    def items() -> Iterator[int]:
-        yield 0
-        second_read.set()
-        yield 1
+    def work(item: int) -> int:
+        if item == 1:
+            second_done.set()
+        return item
 
-    reader = _read_ahead(items(), 1, name="test-read")
+    reader = worked_ahead(iter(range(2)), work, ahead=1, name="overlap")
     assert next(reader) == 0
-    # Still working on item 0: the producer has already moved on to item 1.
-    assert second_read.wait(5)
+    # Still holding item 0: item 1 has already been read and worked on.
+    assert second_done.wait(WAIT)
     assert list(reader) == [1]
 
 
-def test_gc_pauses_nest_and_restore_the_previous_state() -> None:
-    assert gc.isenabled()
-    with _paused_gc():
-        assert not gc.isenabled()
-        with _paused_gc():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with _paused_gc():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
+def test_several_items_are_worked_at_once() -> None:
+    together = threading.Barrier(3, timeout=WAIT)
+
+    def work(item: int) -> int:
+        if item < 3:
+            together.wait()  # passes only when three works run at the same time
+        return item
+
+    got = list(worked_ahead(iter(range(6)), work, ahead=3, workers=3, name="parallel"))
+
+    assert got == list(range(6))
+    assert not together.broken
 
 
-def test_a_run_pauses_the_collector_until_it_ends_even_when_it_cannot_start(
-    tmp_path: Path,
-) -> None:
-    engine = sa.create_engine(f"sqlite:///{tmp_path}/warehouse.db")
-    upgrade(str(engine.url))
-    broken = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/warehouse.db")
-    settings = FinaleSettings(
-        base_url="http://127.0.0.1:9", account="acme", api_key="k", api_secret=SecretStr("s")
-    )
-    spec, options = ENTITIES["facilities"], SyncOptions()
-    try:
-        with FinaleClient(settings) as client:
-            with EntitySync(spec, client, engine, run_id="r", options=options):
-                assert not gc.isenabled()
-            assert gc.isenabled()
-            with (
-                pytest.raises(sa.exc.OperationalError),
-                EntitySync(spec, client, broken, run_id="r", options=options),
-            ):
-                pass
-            assert gc.isenabled()
-    finally:
-        engine.dispose()
-        broken.dispose()
+def test_the_pool_threads_end_with_the_iteration() -> None:
+    assert list(worked_ahead(iter(range(5)), lambda i: i, ahead=2, name="ends")) == list(range(5))
+    for thread in _pool_threads("ends"):
+        thread.join(WAIT)
+    assert not _pool_threads("ends")
+
+
+def test_ahead_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="ahead must be at least 1"):
+        next(worked_ahead(iter([1]), lambda i: i, ahead=0))

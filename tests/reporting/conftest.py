@@ -1,13 +1,17 @@
-"""Fixtures for the reporting tests: entity results shaped like ``EntityRunResult.as_dict()``,
+"""Fixtures for the reporting tests: entity results (``EntityRunResult``, ``RunRecord``),
 status rows shaped like ``pipeline.status.entity_status``, and the Prefect test harness.
 """
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
+from pipeline.sync import EntityRunResult
+from warehouse.runs import RunRecord, RunStatus
 
 RAW_EMAIL = "jane.doe@acme-supply.com"
 RAW_PHONE = "+1 (555) 123-4567"
@@ -30,30 +34,30 @@ def _vendor_payload() -> dict[str, Any]:
     }
 
 
-RESULTS: list[dict[str, Any]] = [
-    {
-        "run_id": "run-0001",
-        "entity": "vendors",
-        "mode": "full",
-        "status": "degraded",
-        "extracted": 40,
-        "inserted": 30,
-        "updated": 5,
-        "unchanged": 3,
-        "quarantined": 2,
-        "deleted": 1,
-        "chunks": 1,
-        "watermark_before": None,
-        "watermark_after": "2026-01-01T11:00:00+00:00",
-        "source_count": 38,
-        "warehouse_count": 39,
-        "source_checksum": "abc",
-        "warehouse_checksum": "abd",
-        "started_at": "2026-01-01T11:00:00+00:00",
-        "finished_at": "2026-01-01T11:00:04+00:00",
-        "duration_ms": 4250,
-        "error": None,
-        "quarantine_sample": [
+RESULTS: list[RunRecord] = [
+    EntityRunResult(
+        run_id="run-0001",
+        entity="vendors",
+        mode="full",
+        status=RunStatus.DEGRADED,
+        extracted=40,
+        inserted=30,
+        updated=5,
+        unchanged=3,
+        quarantined=2,
+        deleted=1,
+        chunks=1,
+        watermark_before=None,
+        watermark_after=datetime(2026, 1, 1, 11, tzinfo=UTC),
+        source_count=38,
+        warehouse_count=39,
+        source_checksum="abc",
+        warehouse_checksum="abd",
+        started_at=datetime(2026, 1, 1, 11, tzinfo=UTC),
+        finished_at=datetime(2026, 1, 1, 11, 0, 4, tzinfo=UTC),
+        duration_ms=4250,
+        error=None,
+        quarantine_sample=[
             {
                 "source_key": "100023",
                 "reasons": f"email: invalid address {RAW_EMAIL}",
@@ -65,37 +69,35 @@ RESULTS: list[dict[str, Any]] = [
                 "payload": {"partyId": "100024"},
             },
         ],
-    },
-    {
-        "run_id": "run-0001",
-        "entity": "purchase_orders",
-        "mode": "incremental",
-        "status": "succeeded",
-        "extracted": 500,
-        "inserted": 20,
-        "updated": 10,
-        "unchanged": 470,
-        "quarantined": 0,
-        "deleted": 0,
-        "chunks": 2,
-        "watermark_before": "2026-01-01T10:00:00+00:00",
-        "watermark_after": "2026-01-01T11:00:00+00:00",
-        "source_count": None,
-        "warehouse_count": None,
-        "source_checksum": None,
-        "warehouse_checksum": None,
-        "started_at": "2026-01-01T11:00:04+00:00",
-        "finished_at": "2026-01-01T11:00:09+00:00",
-        "duration_ms": 5000,
-        "error": None,
-        "quarantine_sample": [],
-    },
-    {
-        # What flows/finale_sync.py records for an entity whose subflow failed.
-        "entity": "stock",
-        "status": "failed",
-        "error": "FinaleAuthError: 401 for https://bob:hunter2@app.test/acme password=hunter2",
-    },
+    ),
+    EntityRunResult(
+        run_id="run-0001",
+        entity="purchase_orders",
+        mode="incremental",
+        status=RunStatus.SUCCEEDED,
+        extracted=500,
+        inserted=20,
+        updated=10,
+        unchanged=470,
+        quarantined=0,
+        deleted=0,
+        chunks=2,
+        watermark_before=datetime(2026, 1, 1, 10, tzinfo=UTC),
+        watermark_after=datetime(2026, 1, 1, 11, tzinfo=UTC),
+        started_at=datetime(2026, 1, 1, 11, 0, 4, tzinfo=UTC),
+        finished_at=datetime(2026, 1, 1, 11, 0, 9, tzinfo=UTC),
+        duration_ms=5000,
+        quarantine_sample=[],
+    ),
+    # What flows/finale_sync.py records for an entity whose subflow failed before its run
+    # was recorded: no counts, no times, just the error.
+    RunRecord(
+        run_id="run-0001",
+        entity="stock",
+        mode="incremental",
+        status=RunStatus.FAILED,
+        error="FinaleAuthError: 401 for https://bob:hunter2@app.test/acme password=hunter2",
+    ),
 ]
 
 STATUSES: list[dict[str, Any]] = [
@@ -125,7 +127,7 @@ STATUSES: list[dict[str, Any]] = [
 
 
 @pytest.fixture
-def results() -> list[dict[str, Any]]:
+def results() -> list[RunRecord]:
     """Three entity results: degraded with a quarantine sample, succeeded, failed."""
     return copy.deepcopy(RESULTS)
 

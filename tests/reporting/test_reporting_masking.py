@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reporting.masking import mask_email, mask_phone, mask_pii, mask_text
+from connectors.redact import mask_email, mask_phone, mask_pii, mask_text
 
 
 @pytest.mark.parametrize(

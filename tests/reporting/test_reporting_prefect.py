@@ -36,6 +36,7 @@ from reporting import (
     emit_sync_event,
     publish_run_artifacts,
 )
+from warehouse.runs import RunRecord
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -50,13 +51,11 @@ EXPECTED_KEYS = {
 
 
 @flow(name="report-sync-run")
-def report_sync_run(
-    results: list[dict[str, Any]], statuses: list[dict[str, Any]]
-) -> dict[str, Any]:
+def report_sync_run(results: list[RunRecord], statuses: list[dict[str, Any]]) -> dict[str, Any]:
     """What the sync flow will do at its end: publish artifacts, emit one event per entity."""
     published = publish_run_artifacts(results, statuses)
     by_entity = {s["entity"]: s for s in statuses}
-    events = [emit_sync_event(r, by_entity.get(r["entity"])) for r in results]
+    events = [emit_sync_event(r, by_entity.get(r.entity)) for r in results]
     return {"flow_run_id": flow_run.id, "published": published, "events": events}
 
 
@@ -70,7 +69,7 @@ def report_backfill(key: str) -> UUID | None:
 
 
 @flow(name="report-sync-run-async")
-async def report_sync_run_async(results: list[dict[str, Any]]) -> dict[str, Any]:
+async def report_sync_run_async(results: list[RunRecord]) -> dict[str, Any]:
     """The same from an async flow, where Prefect's helpers would otherwise return coroutines."""
     return {"flow_run_id": flow_run.id, "published": publish_run_artifacts(results)}
 

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 from conftest import RAW_EMAIL, RAW_NOTE_PHONE, RAW_PHONE
 
+from pipeline.sync import EntityRunResult
 from reporting import artifacts
 from reporting.artifacts import ProgressArtifact, artifact_key
 from reporting.events import (
@@ -26,10 +27,11 @@ from reporting.tables import (
     quarantine_summary,
     quarantine_table,
 )
+from warehouse.runs import RunRecord
 
 
 def test_counts_table_has_one_row_per_entity_with_every_column(
-    results: list[dict[str, Any]],
+    results: list[RunRecord],
 ) -> None:
     rows = counts_table(results)
     assert [r["entity"] for r in rows] == ["vendors", "purchase_orders", "stock"]
@@ -52,7 +54,7 @@ def test_counts_table_has_one_row_per_entity_with_every_column(
 
 
 def test_quarantine_table_masks_personal_data_in_payload_and_reasons(
-    results: list[dict[str, Any]],
+    results: list[RunRecord],
 ) -> None:
     table = quarantine_table(results)
     assert tuple(table) == QUARANTINE_COLUMNS
@@ -71,21 +73,21 @@ def test_quarantine_table_masks_personal_data_in_payload_and_reasons(
 
 
 def test_quarantine_table_without_quarantine_has_headers_and_no_rows() -> None:
-    assert quarantine_table([{"entity": "stock", "quarantine_sample": []}]) == {
-        column: [] for column in QUARANTINE_COLUMNS
-    }
+    stock = EntityRunResult(run_id="r", entity="stock", mode="full", quarantine_sample=[])
+    assert quarantine_table([stock]) == {column: [] for column in QUARANTINE_COLUMNS}
 
 
 def test_long_payloads_are_cut_after_masking() -> None:
     big = {"notes": "x" * 5000, "email": RAW_EMAIL}
-    table = quarantine_table([{"entity": "vendors", "quarantine_sample": [
-        {"source_key": "1", "reasons": "r", "payload": big}]}])  # fmt: skip
+    vendors = EntityRunResult(run_id="r", entity="vendors", mode="full", quarantine_sample=[
+        {"source_key": "1", "reasons": "r", "payload": big}])  # fmt: skip
+    table = quarantine_table([vendors])
     assert len(table["payload"][0]) < 1600
     assert RAW_EMAIL not in table["payload"][0]
 
 
 def test_health_markdown_has_summary_and_status_json(
-    results: list[dict[str, Any]], statuses: list[dict[str, Any]]
+    results: list[RunRecord], statuses: list[dict[str, Any]]
 ) -> None:
     markdown = health_markdown(statuses, results)
     assert markdown.startswith("# Sync health")
@@ -104,7 +106,7 @@ def test_health_markdown_has_summary_and_status_json(
 
 
 def test_quarantine_summary_tells_this_runs_reads_from_the_open_records(
-    results: list[dict[str, Any]], statuses: list[dict[str, Any]]
+    results: list[RunRecord], statuses: list[dict[str, Any]]
 ) -> None:
     assert quarantine_summary(results, statuses) == (
         "this run quarantined 2 records read; open quarantine: 3 records"
@@ -144,7 +146,7 @@ def test_quality_report_artifacts_list_every_rule_with_counts_that_add_up(
 
 
 def test_health_markdown_without_status_rows_lists_run_statuses(
-    results: list[dict[str, Any]],
+    results: list[RunRecord],
 ) -> None:
     markdown = health_markdown(None, results)
     assert "Status JSON not available" in markdown
@@ -189,7 +191,7 @@ def test_event_name_rejects_unfinished_status() -> None:
 
 
 def test_event_payload_has_counts_and_health_and_no_record_data(
-    results: list[dict[str, Any]], statuses: list[dict[str, Any]]
+    results: list[RunRecord], statuses: list[dict[str, Any]]
 ) -> None:
     payload = sync_event_payload(results[0], statuses[0])
     assert payload["extracted"] == 40 and payload["quarantined"] == 2

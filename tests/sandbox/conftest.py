@@ -6,6 +6,7 @@ test tree (there is no ``__init__.py``: a ``tests/sandbox`` package would shadow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,14 +34,18 @@ def api(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def make_sandbox() -> Iterator[Callable[..., SandboxHandle]]:
-    """Factory for private sandboxes (for tests that change data, limits or faults)."""
+    """Factory for private sandboxes (for tests that change data, limits or faults).
+
+    ``make_sandbox(clock=FakeClock(), ...)`` runs the sandbox on a clock the test moves;
+    the other options are ``SandboxConfig`` fields.
+    """
     handles: list[SandboxHandle] = []
 
-    def make(**options: Any) -> SandboxHandle:
+    def make(clock: Callable[[], float] = time.monotonic, **options: Any) -> SandboxHandle:
         options.setdefault("port", 0)
         options.setdefault("products", 200)
         options.setdefault("rate_limit_per_minute", 0)
-        handle = start_in_thread(SandboxConfig(**options))
+        handle = start_in_thread(SandboxConfig(**options), clock=clock)
         handles.append(handle)
         return handle
 

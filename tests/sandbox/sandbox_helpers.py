@@ -47,3 +47,22 @@ def plain_get(url: str, **options: Any) -> httpx.Response:
 def plain_post(url: str, **options: Any) -> httpx.Response:
     """``httpx.post`` with the shared SSL context."""
     return httpx.post(url, verify=ssl_context(), **options)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test moves it (``clock.advance(61)``).
+
+    Handed to ``start_in_thread(..., clock=...)`` it drives session expiry and rate-limit
+    refills, so tests cross a time limit without waiting for it. The server thread only
+    reads the one float a test writes, so no lock is needed.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        self.now += seconds

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
-from sandbox_helpers import plain_get, plain_post
+from sandbox_helpers import FakeClock, plain_get, plain_post
 
+from sandbox.auth import SessionStore
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxHandle, ssl_context
 
@@ -97,12 +97,43 @@ def test_expired_session_gets_the_html_login_page_with_200(private: SandboxHandl
             response.json()
 
 
+def _served_as(response: httpx.Response) -> str:
+    return "json" if response.headers["content-type"].startswith("application/json") else "html"
+
+
 def test_session_expires_after_its_idle_ttl(make_sandbox: Callable[..., SandboxHandle]) -> None:
-    handle = make_sandbox(session_ttl_seconds=0.4)
+    clock = FakeClock()
+    handle = make_sandbox(session_ttl_seconds=60, clock=clock)
     with _login(handle) as (client, _):
-        assert client.get("/facility/").headers["content-type"].startswith("application/json")
-        time.sleep(0.6)
-        assert client.get("/facility/").headers["content-type"].startswith("text/html")
+        assert _served_as(client.get("/facility/")) == "json"
+        clock.advance(59)
+        assert _served_as(client.get("/facility/")) == "json"
+        # 118 s after login but only 59 s idle: each use restarts the idle timer.
+        clock.advance(59)
+        assert _served_as(client.get("/facility/")) == "json"
+        clock.advance(61)
+        assert _served_as(client.get("/facility/")) == "html"
+        # Expired means gone: moving no further, the cookie still gets the login page.
+        assert _served_as(client.get("/facility/")) == "html"
+
+
+@pytest.mark.parametrize(
+    ("idle", "alive"),
+    [
+        pytest.param(29.0, True, id="within-ttl"),
+        pytest.param(30.0, True, id="exactly-ttl"),
+        pytest.param(30.5, False, id="past-ttl"),
+    ],
+)
+def test_session_store_expires_a_session_idle_longer_than_its_ttl(idle: float, alive: bool) -> None:
+    clock = FakeClock()
+    sessions = SessionStore(ttl=30, clock=clock)
+    token = sessions.create("sandbox-user")
+    clock.advance(idle)
+    found = sessions.lookup(token)
+    assert (found is not None) is alive
+    if found is not None:
+        assert found.username == "sandbox-user" and found.last_seen == clock()
 
 
 def test_unknown_session_cookie_gets_the_login_page(sandbox: SandboxHandle) -> None:

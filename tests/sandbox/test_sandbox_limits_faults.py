@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import orjson
 import pytest
-from sandbox_helpers import api_client, plain_post
+from sandbox_helpers import FakeClock, api_client, plain_post
 
 from sandbox.control import SandboxControl
 from sandbox.faults import parse_fault_spec
@@ -30,19 +30,52 @@ def test_rate_limit_headers_on_every_api_response(
 def test_overrun_gets_429_with_integer_retry_after_and_post_bucket_is_separate(
     make_sandbox: Callable[..., SandboxHandle],
 ) -> None:
-    handle = make_sandbox(rate_limit_per_minute=3)
+    # The clock stands still: no token comes back between the requests.
+    handle = make_sandbox(rate_limit_per_minute=3, clock=FakeClock())
     with api_client(handle) as client:
         statuses = [client.get("/facility/").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         refused = client.get("/facility/")
         assert refused.status_code == 429
-        assert int(refused.headers["Retry-After"]) >= 1
+        # 3 a minute refill one token in 20 s.
+        assert refused.headers["Retry-After"] == "20"
         assert refused.headers["X-RateLimit-Remaining"] == "0"
-        assert int(refused.headers["X-RateLimit-Reset"]) >= 1
+        assert refused.headers["X-RateLimit-Reset"] == "20"
         query = {"query": "{ partyViewConnection(first: 1) { edges { cursor } } }"}
         assert client.post("/graphql", json=query).status_code == 200
     with SandboxControl(handle.base_url) as control:
         assert control.stats()["rate_limited"] == 2
+
+
+def test_an_exhausted_bucket_refills_at_the_per_minute_rate(
+    make_sandbox: Callable[..., SandboxHandle],
+) -> None:
+    clock = FakeClock()
+    handle = make_sandbox(rate_limit_per_minute=2, clock=clock)
+    with api_client(handle) as client:
+        assert [client.get("/facility/").status_code for _ in range(3)] == [200, 200, 429]
+        clock.advance(29)  # 2 a minute: one token every 30 s
+        refused = client.get("/facility/")
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "1"
+        clock.advance(1)
+        assert client.get("/facility/").status_code == 200
+        clock.advance(600)  # a long pause refills the bucket to its size, no further
+        statuses = [client.get("/facility/") for _ in range(3)]
+        assert [r.status_code for r in statuses] == [200, 200, 429]
+        assert statuses[0].headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_a_limit_set_at_runtime_runs_on_the_sandbox_clock(
+    make_sandbox: Callable[..., SandboxHandle],
+) -> None:
+    clock = FakeClock()
+    handle = make_sandbox(clock=clock)
+    with api_client(handle) as client, SandboxControl(handle.base_url) as control:
+        control.set_rate_limit(1)
+        assert [client.get("/facility/").status_code for _ in range(2)] == [200, 429]
+        clock.advance(60)
+        assert client.get("/facility/").status_code == 200
 
 
 def test_rate_limit_can_be_changed_and_turned_off_at_runtime(private: SandboxHandle) -> None:

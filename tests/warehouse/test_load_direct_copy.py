@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from schemas.tables import products, purchase_order_lines
+from warehouse.backends.postgres import KEY_SAMPLE
 from warehouse.canonical import content_hashes
-from warehouse.load import KEY_SAMPLE, load_chunk
+from warehouse.db import create_warehouse_engine
+from warehouse.load import load_chunk
 
 T1 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 T2 = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
@@ -28,13 +30,36 @@ def _stored(engine: sa.Engine) -> pd.DataFrame:
     return pd.DataFrame([dict(r) for r in rows])
 
 
-def test_new_rows_copied_directly_read_back_in_utc_whatever_the_session_zone(
-    pg_engine: sa.Engine, make_products: Callable[..., pd.DataFrame]
+def test_sessions_run_in_utc_whatever_zone_the_server_defaults_to(pg_url: str) -> None:
+    # A server (or role) configured for another zone hands it to every new session.
+    engine = create_warehouse_engine(
+        pg_url, connect_args={"options": "-c TimeZone=America/Chicago"}
+    )
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW TimeZone").scalar_one() == "UTC"
+            conn.rollback()  # the zone was set for the session, not one transaction
+            assert conn.exec_driver_sql("SHOW TimeZone").scalar_one() == "UTC"
+    finally:
+        engine.dispose()
+
+
+def test_new_rows_copied_directly_read_back_in_utc_whatever_the_server_zone(
+    pg_url: str,
+    migrated: Callable[[str], sa.Engine],
+    make_products: Callable[..., pd.DataFrame],
 ) -> None:
+    migrated(pg_url)
     frame = make_products(30)
-    with pg_engine.begin() as conn:
-        conn.exec_driver_sql("SET LOCAL TimeZone = 'America/Chicago'")
-        counts = load_chunk(conn, products, frame, synced_at=T1)
+    engine = create_warehouse_engine(
+        pg_url, connect_args={"options": "-c TimeZone=America/Chicago"}
+    )
+    try:
+        with engine.begin() as conn:
+            counts = load_chunk(conn, products, frame, synced_at=T1)
+    finally:
+        engine.dispose()
+    pg_engine = migrated(pg_url)
 
     assert (counts.inserted, counts.updated, counts.unchanged) == (30, 0, 0)
     stored = _stored(pg_engine)

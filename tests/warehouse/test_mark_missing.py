@@ -116,7 +116,7 @@ def test_surplus_lines_of_a_shrunken_order_are_marked_deleted(
     # PO-0 now has 2 lines, PO-1 none; PO-2 is not in this chunk and keeps its lines.
     orders = pd.DataFrame({"order_id": ["PO-0", "PO-1"], "line_count": [2, None]})
     with engine.begin() as conn:
-        deleted = delete_surplus_lines(conn, orders, synced_at=T2)
+        deleted = delete_surplus_lines(conn, orders, synced_at=T2, lines_table=purchase_order_lines)
 
     assert deleted == 6
     state = _state(engine, purchase_order_lines)

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from invsync.demo import quarantine_lines
 from pipeline.quality import quality_report
 from pipeline.status import all_statuses, entity_status
-from warehouse import state
+from warehouse import runs, state
+from warehouse.runs import RunRecord, RunStatus, SyncSummary
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RANGE = "cost must be between 0 and 1e+09"
@@ -25,7 +26,7 @@ def _seed(engine: sa.Engine) -> None:
     """Three product runs that read the same bad records again, and one bad order."""
     name_and_range = f"{RANGE} (got 7e12); name is missing"
     five_rules = "a is missing; b is missing; c is missing; d is missing; e is missing"
-    runs = [
+    reads = [
         # SKU-1 fails the range rule with two different values over the runs.
         [_bad("SKU-1", f"{RANGE} (got 7e12)"), _bad("SKU-2", name_and_range),
          _bad("SKU-9", "name is missing")],
@@ -35,12 +36,12 @@ def _seed(engine: sa.Engine) -> None:
          _bad("SKU-4", five_rules)],
     ]  # fmt: skip
     with engine.begin() as conn:
-        for i, records in enumerate(runs):
+        for i, records in enumerate(reads):
             at = NOW - timedelta(hours=3 - i)
-            state.start_run(conn, f"run-{i}", None, "products", "incremental", at)
+            runs.start_run(conn, f"run-{i}", None, "products", "incremental", at)
             n = state.record_quarantine(conn, f"run-{i}", "products", records, at)
-            state.add_run_counts(conn, f"run-{i}", "products", extracted=10, quarantined=n)
-            state.finish_run(conn, f"run-{i}", "products", "succeeded", finished_at=at)
+            runs.add_run_counts(conn, f"run-{i}", "products", extracted=10, quarantined=n)
+            runs.finish_run(conn, f"run-{i}", "products", runs.SUCCEEDED, finished_at=at)
         state.resolve_quarantine(conn, "products", ["SKU-9"], NOW - timedelta(hours=1))
         order = _bad(
             "PO-1",
@@ -104,14 +105,25 @@ def test_status_rows_carry_the_open_quarantine_records(engine: sa.Engine) -> Non
 
 def test_demo_prints_each_runs_quarantine_and_the_open_records(engine: sa.Engine) -> None:
     _seed(engine)
-    full = {
-        "entities": {
-            "products": {"quarantined": 6},
-            "stock": {"quarantined": 0},
-            "purchase_orders": {"quarantined": 1},
-        }
-    }
-    inc = {"entities": {"products": {"quarantined": 3}, "stock": {"status": "failed"}}}
+
+    def record(entity: str, **fields: Any) -> RunRecord:
+        return RunRecord(run_id="r", entity=entity, mode="full", **fields)
+
+    full = SyncSummary(
+        run_id="full",
+        entities={
+            "products": record("products", quarantined=6),
+            "stock": record("stock", quarantined=0),
+            "purchase_orders": record("purchase_orders", quarantined=1),
+        },
+    )
+    inc = SyncSummary(
+        run_id="inc",
+        entities={
+            "products": record("products", quarantined=3),
+            "stock": record("stock", status=RunStatus.FAILED),
+        },
+    )
     with engine.connect() as conn:
         open_records = state.count_open_quarantine(conn)
     lines = quarantine_lines({"the full sync": full, "the incremental sync": inc}, open_records)

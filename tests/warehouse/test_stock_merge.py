@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from schemas.tables import stock_levels
-from warehouse.load import begin_stock_staging, merge_stock, stage_stock_partials
 from warehouse.stock import StockStager
 
 T1 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -47,14 +46,14 @@ def _merge(
     engine: sa.Engine, chunks: list[list[tuple[object, ...]]], when: datetime, **options: object
 ):
     """Stage each chunk in its own committed transaction, then merge (like the pipeline)."""
-    with engine.connect() as conn:
+    with engine.connect() as conn, StockStager(conn) as stager:
         with conn.begin():
-            begin_stock_staging(conn)
+            stager.open()
         for records in chunks:
             with conn.begin():
-                stage_stock_partials(conn, _frame(records))
+                stager.add(_frame(records))
         with conn.begin():
-            return merge_stock(conn, synced_at=when, **options)
+            return stager.merge(synced_at=when, **options)
 
 
 def test_records_across_chunks_are_summed_per_pair(engine: sa.Engine) -> None:
