@@ -666,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON."""
     args = parse_args(argv)
     if args.child:
+        from invsync.runtime import tune_garbage_collector
+
+        tune_garbage_collector()  # as the CLI's process does
         result = run_child(json.loads(args.child))
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0

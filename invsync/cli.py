@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from invsync.runtime import tune_garbage_collector
 from invsync.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:  # the help must not import the warehouse layer (sqlalchemy, numpy)
@@ -424,6 +425,7 @@ def main() -> None:
     # The CLI's temporary Prefect server would try to send usage analytics, which fails
     # (loudly) on a machine without internet; off unless the user chose otherwise.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    tune_garbage_collector()
     app()
 
 

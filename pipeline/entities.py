@@ -50,8 +50,9 @@ def _items(value: Any) -> list[dict[str, Any]]:
 def _first_per_row(lists: ListColumn, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, the position of each one's first item in ``mask``), for rows with one."""
     positions = np.flatnonzero(mask)
-    rows, first = np.unique(lists.rows[positions], return_index=True)
-    return rows, positions[first]
+    rows = lists.rows[positions]  # ascending: a row's items are consecutive
+    first = np.flatnonzero(np.diff(rows, prepend=-1))
+    return rows[first], positions[first]
 
 
 def _main_supplier(suppliers: ListColumn, ctx: TransformContext) -> NestedResult:

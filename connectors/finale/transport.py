@@ -274,11 +274,16 @@ class Transport:
         )
         self._stats.add(requests=1, bytes_sent=len(content or b""))
         try:
-            response = self._http.send(
+            streamed = self._http.send(
                 request,
                 auth=credentials.httpx_auth if credentials is not None else None,
                 follow_redirects=False,
+                stream=True,
             )
+            try:
+                response = _detached(streamed)
+            finally:
+                streamed.close()
         except _OUR_FAULT as exc:
             raise FatalError(
                 f"cannot send the request ({type(exc).__name__}: {exc}); check FINALE_BASE_URL",
@@ -403,3 +408,20 @@ class Transport:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()
+
+
+def _detached(streamed: httpx.Response) -> httpx.Response:
+    """A copy of a sent response, read, that holds no reference cycle.
+
+    httpx links a response it sends and that response's stream both ways (to time it), so
+    a page's body would be freed only by the cyclic garbage collector; the copy goes as
+    soon as it is dropped. Its body is decoded already, so it carries no content-encoding.
+    """
+    # Read already when an auth flow or a test's transport read it.
+    read = streamed.is_stream_consumed
+    body = streamed.content if read else b"".join(streamed.iter_bytes())
+    headers = httpx.Headers(streamed.headers)
+    headers.pop("content-encoding", None)
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=body, request=streamed.request
+    )
