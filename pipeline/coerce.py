@@ -253,15 +253,7 @@ def _iso(texts: pd.Series, *, utc: bool) -> pd.Series:
     """ISO 8601 texts (mixed precisions and offsets) as datetimes, NaT where they fail."""
     # pandas parses a NumPy array of str objects ~2x faster than an Arrow-backed column.
     strings = texts.to_numpy(dtype=object, na_value=None)
-    if utc:  # values with a zone
-        parsed = pd.Series(pd.to_datetime(strings, format="ISO8601", utc=True, errors="coerce"))
-    else:
-        # Finale's own form by its fixed format first (~2x faster than ISO 8601 inference;
-        # the caller's pattern has judged every value already), then the other ISO forms.
-        parsed = pd.Series(pd.to_datetime(strings, format=FINALE_DATETIME_FORMAT, errors="coerce"))
-        rest = parsed.isna().to_numpy() & pd.notna(strings)
-        if rest.any():
-            parsed[rest] = pd.to_datetime(strings[rest], format="ISO8601", errors="coerce")
+    parsed = pd.Series(pd.to_datetime(strings, format="ISO8601", utc=utc, errors="coerce"))
     parsed.index = texts.index
     return parsed.astype("datetime64[us, UTC]" if utc else "datetime64[us]")
 
