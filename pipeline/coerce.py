@@ -69,6 +69,15 @@ def _kinds(values: np.ndarray) -> np.ndarray:
     return kinds
 
 
+def strings_and_others(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of ``values`` (an object array): (is a string, is neither a string nor missing).
+
+    One type pass, for rules that take text and must refuse anything else present.
+    """
+    kinds = _kinds(values)
+    return kinds == _TEXT, (kinds != _TEXT) & (kinds != _MISSING)
+
+
 def _objects(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=object)
 

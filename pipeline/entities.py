@@ -8,11 +8,9 @@ pass. Adding an entity is a new spec here plus its table in ``schemas/tables.py`
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -64,7 +62,7 @@ def _main_supplier(suppliers: ListColumn, ctx: TransformContext) -> NestedResult
     supplier's supplierPartyUrl is not text.
     """
     prefs = suppliers.field("supplierPrefOrderId")
-    text = np.fromiter(map(isinstance, prefs, repeat(str)), bool, len(prefs))
+    text, odd = coerce.strings_and_others(prefs)
     codes, distinct = pd.factorize(prefs[text])
     marks = np.array(["MAIN" in pref.upper() for pref in distinct], dtype=bool)
     main = np.zeros(len(prefs), dtype=bool)
@@ -76,7 +74,6 @@ def _main_supplier(suppliers: ListColumn, ctx: TransformContext) -> NestedResult
     chosen[rows] = first_main
     urls = np.append(suppliers.field("supplierPartyUrl"), [None])  # [-1]: no supplier
     ids, refused = each_distinct(ctx.party_id, urls[chosen])
-    odd = ~text & np.fromiter(map(operator.is_not, prefs, repeat(None)), bool, len(prefs))
     for row, position in zip(*_first_per_row(suppliers, odd), strict=True):
         what = coerce.json_type(prefs[position])
         refused[int(row)] = f"has a supplierPrefOrderId that is not text (a {what})"

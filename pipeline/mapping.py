@@ -317,7 +317,7 @@ def each_distinct(
         except BadValue as exc:
             return None, str(exc)
 
-    text = np.fromiter(map(isinstance, values, repeat(str)), bool, len(values))
+    text, _ = coerce.strings_and_others(values)
     if text.any():
         codes, distinct = pd.factorize(values[text])
         results = [call(value) for value in distinct]
