@@ -1,8 +1,8 @@
 """The project's own log lines reach the flow run's logs in the Prefect API (and so the UI).
 
 Window splits, retries and rate-limit pauses are logged by the connector, which knows nothing of
-Prefect, often from the read-ahead thread; an operator looks for them in the flow run's logs,
-not in the worker's terminal.
+Prefect, often from the read-ahead pool's threads; an operator looks for them in the flow run's
+logs, not in the worker's terminal.
 """
 
 from __future__ import annotations
