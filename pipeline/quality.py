@@ -123,7 +123,7 @@ def quality_report(
                 "last_reconcile": None
                 if last is None
                 else {
-                    "at": last.started_at.isoformat(),
+                    "at": last.started_at.isoformat() if last.started_at else None,
                     "source_count": last.source_count,
                     "warehouse_count": last.warehouse_count,
                     "checksums_match": last.source_checksum == last.warehouse_checksum,

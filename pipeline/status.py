@@ -26,35 +26,26 @@ about the latest run (the records it quarantined, +1 if it failed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from pipeline.entities import ENTITIES
-from warehouse.runs import FAILURE_STATUSES, LOADED_STATUSES, RunStatus, last_finished_run
+from warehouse.runs import (
+    FAILURE_STATUSES,
+    LOADED_STATUSES,
+    RunRecord,
+    RunStatus,
+    last_finished_run,
+)
 from warehouse.state import count_open_quarantine
 
 FAILED_STATES = FAILURE_STATUSES
 
 
-@dataclass(frozen=True)
-class RunRow:
-    """The fields of a ``sync_runs`` row the score needs."""
-
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    extracted: int
-    inserted: int
-    updated: int
-    quarantined: int
-    error: str | None
-
-
 def health_score(
-    latest: RunRow | None, last_success: RunRow | None, now: datetime, interval: timedelta
+    latest: RunRecord | None, last_success: RunRecord | None, now: datetime, interval: timedelta
 ) -> int:
     """The 0-100 score described in the module docstring."""
     score = 100.0
@@ -79,19 +70,6 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _row(record: Any) -> RunRow:
-    return RunRow(
-        status=record.status,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-        extracted=record.extracted,
-        inserted=record.inserted,
-        updated=record.updated,
-        quarantined=record.quarantined,
-        error=record.error,
-    )
-
-
 #: QUARANTINE_FAIL_RATIO's default (``invsync.settings``), for callers without settings.
 DEFAULT_QUARANTINE_RATIO = 0.05
 
@@ -108,10 +86,8 @@ def entity_status(
     share of its records is at least degraded.
     """
     now = now or datetime.now(UTC)
-    latest_rec = last_finished_run(conn, entity)
-    success_rec = last_finished_run(conn, entity, LOADED_STATUSES)
-    latest = _row(latest_rec) if latest_rec else None
-    success = _row(success_rec) if success_rec else None
+    latest = last_finished_run(conn, entity)
+    success = last_finished_run(conn, entity, LOADED_STATUSES)
     interval = ENTITIES[entity].expected_interval
     score = health_score(latest, success, now, interval)
     too_much_quarantined = bool(
@@ -124,11 +100,7 @@ def entity_status(
     else:
         status = "operational"
     last_sync = success.finished_at if success and success.finished_at else None
-    duration = (
-        int((_aware(latest.finished_at) - _aware(latest.started_at)).total_seconds() * 1000)
-        if latest and latest.finished_at
-        else None
-    )
+    duration = latest.duration_ms if latest else None
     return {
         "integration": "finale_inventory",
         "entity": entity,

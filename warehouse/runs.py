@@ -441,7 +441,7 @@ def count_finished_runs(conn: sa.Connection, entity: str) -> int:
 
 def last_finished_run(
     conn: sa.Connection, entity: str, statuses: Collection[str] | None = None
-) -> sa.Row[Any] | None:
+) -> RunRecord | None:
     """The latest (by ``started_at``, then ``id``) run of ``entity`` that is not running.
 
     Args:
@@ -457,17 +457,18 @@ def last_finished_run(
     )
     if statuses is not None:
         query = query.where(sync_runs.c.status.in_(sorted(statuses)))
-    return conn.execute(query).first()
+    row = conn.execute(query).mappings().first()
+    return RunRecord.from_row(row) if row is not None else None
 
 
-def runs_started_since(conn: sa.Connection, entity: str, since: datetime) -> list[sa.Row[Any]]:
+def runs_started_since(conn: sa.Connection, entity: str, since: datetime) -> list[RunRecord]:
     """The runs of ``entity`` started at or after ``since``, oldest first."""
     query = (
         sa.select(sync_runs)
         .where(sync_runs.c.entity == entity, sync_runs.c.started_at >= since)
         .order_by(sync_runs.c.started_at)
     )
-    return list(conn.execute(query).all())
+    return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
 # --- internals ---------------------------------------------------------------------------

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from pipeline.status import RunRow, entity_status, health_score
+from pipeline.status import entity_status, health_score
 from warehouse import state
+from warehouse.runs import RunRecord
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -19,8 +20,11 @@ def run(
     age: timedelta = timedelta(minutes=10),
     extracted: int = 100,
     quarantined: int = 0,
-) -> RunRow:
-    return RunRow(
+) -> RunRecord:
+    return RunRecord(
+        run_id="r",
+        entity="vendors",
+        mode="incremental",
         status=status,
         started_at=NOW - age - timedelta(seconds=5),
         finished_at=NOW - age,
@@ -45,7 +49,7 @@ def run(
         pytest.param(run("failed", age=HOUR), run(age=10 * HOUR), 20, id="failed-and-stale"),
     ],
 )
-def test_health_score(latest: RunRow | None, success: RunRow | None, expected: int) -> None:
+def test_health_score(latest: RunRecord | None, success: RunRecord | None, expected: int) -> None:
     assert health_score(latest, success, NOW, HOUR) == expected
 
 
