@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from connectors.redact import redact_secrets
+from connectors.redact import is_secret_name, redact_secrets
 from notifications.channels import DeliveryError
 from notifications.message import Message
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 
 def _secret_values(block: Any) -> list[str]:
-    """Values in the block that must not appear in an error: secrets and every URL."""
+    """Values in the block that must not appear in an error: secret-typed fields, fields
+    whose name says they hold a credential (``connectors.redact.is_secret_name``), and
+    every URL (a webhook URL is a credential in itself)."""
     values: list[str] = []
     for name in type(block).model_fields:
         value = getattr(block, name, None)
@@ -31,7 +33,7 @@ def _secret_values(block: Any) -> list[str]:
         if isinstance(value, dict):
             # SecretDict, headers, cookies: mask every string value.
             values.extend(str(v) for v in value.values() if v)
-        elif isinstance(value, str) and (secret or "url" in name.lower()):
+        elif isinstance(value, str) and (secret or is_secret_name(name) or "url" in name.lower()):
             values.append(value)
     return [v for v in values if v]
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from pydantic import BaseModel, SecretStr
 
 from notifications import Alert, Notifier
 from notifications.prefect_blocks import PrefectBlockChannel
@@ -80,3 +81,27 @@ def test_missing_block_is_not_delivered_and_other_channels_still_run(
 def test_block_name_must_be_a_slug() -> None:
     with pytest.raises(ValueError, match="<block-type-slug>/<block-name>"):
         PrefectBlockChannel("ops-alerts")
+
+
+class _PlainFieldsBlock(BaseModel):
+    """A block whose author typed its credential as a plain ``str``."""
+
+    api_token: str = "tok-not-typed-as-secret-1234"
+    webhook: SecretStr = SecretStr("hush-secret-value-5678")
+    endpoint_url: str = "https://hooks.example.invalid/abc"
+    channel: str = "#ops"
+
+    def notify(self, body: str, subject: str | None = None) -> None:
+        raise NotImplementedError
+
+
+def test_block_values_are_masked_by_type_by_secret_name_and_when_urls() -> None:
+    channel = PrefectBlockChannel("custom/ops", block=_PlainFieldsBlock())  # type: ignore[arg-type]
+
+    masked = channel.secrets()
+
+    assert set(masked) == {
+        "tok-not-typed-as-secret-1234",
+        "hush-secret-value-5678",
+        "https://hooks.example.invalid/abc",
+    }
