@@ -24,8 +24,6 @@ import pyarrow.compute as pc
 
 from connectors.finale.display import EMPTY_MARKERS
 
-FINALE_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
-
 #: Timestamps outside these years are junk (a zeroed Java date, a typo), not Finale dates,
 #: and some would not fit every backend's timestamp type.
 TIMESTAMP_YEARS = (1900, 2999)
