@@ -90,22 +90,31 @@ def _texts(
     rejects them anyway, a NUL character, which PostgreSQL text refuses); those are missing
     in the column.
     """
-    strings = np.full(len(values), None, dtype=object)
-    strings[take] = values[take]
+    strings = np.where(take, values, None)
     bad = np.zeros(len(values), dtype=bool)
     try:
-        column = pd.Series(strings, index=index, dtype="str")
+        texts = pa.array(strings, type=pa.large_string())
     except UnicodeEncodeError:  # a lone surrogate somewhere: find which, keep the rest
         bad[take] = [text_problem(v) is not None for v in values[take]]
         strings[bad] = None
-        column = pd.Series(strings, index=index, dtype="str")
-    column = column.str.strip()
-    if nul:
-        has_nul = column.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
-        if has_nul.any():
-            bad |= has_nul
-            column = column.where(~has_nul)
-    return column, bad
+        texts = pa.array(strings, type=pa.large_string())
+    # Arrow's trim is what pandas' ``str.strip`` runs; calling it directly skips a copy.
+    texts = pc.utf8_trim_whitespace(texts)
+    if nul and _holds_nul(texts):
+        has_nul = pc.match_substring(texts, "\x00").fill_null(False)
+        bad |= has_nul.to_numpy(zero_copy_only=False)
+        texts = pc.if_else(has_nul, None, texts)
+    return pd.Series(texts, index=index, dtype="str"), bad
+
+
+def _holds_nul(texts: pa.Array) -> bool:
+    """Whether any string in ``texts`` holds a NUL character.
+
+    In UTF-8 only U+0000 encodes as a zero byte, so one scan of the data buffer answers for
+    the whole column; the per-string search (~40x slower) runs only when it finds one.
+    """
+    data = texts.buffers()[2]
+    return data is not None and memoryview(data).tobytes().find(b"\x00") >= 0
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -252,8 +261,14 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
 
 
 def _in_years(times: pd.Series, slack: int = 0) -> pd.Series:
-    years = times.dt.year
-    return (years >= TIMESTAMP_YEARS[0] - slack) & (years <= TIMESTAMP_YEARS[1] + slack)
+    """Whether each time falls in ``TIMESTAMP_YEARS`` (widened by ``slack`` years)."""
+    # Two comparisons with the bounds' instants: a third of the cost of ``dt.year``.
+    first = pd.Timestamp(np.datetime64(f"{TIMESTAMP_YEARS[0] - slack:04d}-01-01", "us"))
+    after = pd.Timestamp(np.datetime64(f"{TIMESTAMP_YEARS[1] + slack + 1:04d}-01-01", "us"))
+    tz = times.dt.tz
+    if tz is not None:
+        first, after = first.tz_localize(tz), after.tz_localize(tz)
+    return (times >= first) & (times < after)
 
 
 def _iso(texts: pd.Series, *, utc: bool) -> pd.Series:
