@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -182,6 +184,26 @@ def _preflight(settings: Any) -> None:
         retries.setLevel(level)
 
 
+@contextmanager
+def _heartbeat_only_if_configured() -> Iterator[None]:
+    """A run from the shell sends Prefect heartbeats only if PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    (or a Prefect profile) asks for them.
+
+    Heartbeats let an automation mark a run crashed when its worker's process vanished; here
+    the operator sees the process end, and joining the heartbeat thread cost every run up to
+    a second (benchmarks/run_overhead.py).
+    """
+    from prefect.settings import get_current_settings
+
+    from flows.finale_sync import without_heartbeat
+
+    if "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
+        yield
+        return
+    with without_heartbeat():
+        yield
+
+
 def run_sync(**params: Any) -> tuple[bool, SyncSummary]:
     """Run the ``finale-sync`` flow; return (succeeded, its summary)."""
     from flows.finale_sync import SyncFailed, finale_sync
@@ -189,7 +211,7 @@ def run_sync(**params: Any) -> tuple[bool, SyncSummary]:
     from warehouse.runs import SyncSummary
 
     _quiet_console()
-    with temporary_server():
+    with temporary_server(), _heartbeat_only_if_configured():
         state = finale_sync(**params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, SyncFailed):

@@ -11,8 +11,10 @@ Point it at the local sandbox by setting ``base_url`` in ``FinaleSettings`` to
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -619,7 +621,17 @@ def _default_http(settings: FinaleSettings) -> httpx.Client:
     # A connection is made in milliseconds or not at all: a short connect timeout keeps an
     # unreachable Finale (a dropped SYN) within the unreachable budget.
     timeout = httpx.Timeout(settings.timeout_seconds, connect=min(settings.timeout_seconds, 5.0))
-    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
+    return httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, verify=_tls_context())
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings every client shares (httpx's defaults: certifi, SSL_CERT_FILE).
+
+    Building them loads the CA bundle, ~50 ms; a run makes a client per entity and one to
+    check Finale first, and an SSL context is safe to share between them and their threads.
+    """
+    return httpx.create_ssl_context()
 
 
 def _collection_body(data: Any) -> None:
