@@ -34,6 +34,7 @@ from invsync.settings import Settings, load_settings
 from pipeline.entities import ENTITIES, resolve_entities
 from pipeline.preflight import PreflightError, check_finale, check_warehouse
 from pipeline.sync import EntityRunResult, EntitySync, SyncOptions
+from tasks.dq_tasks import check_after_sync
 from tasks.report_tasks import health_before, notify_and_emit, publish_artifacts
 from tasks.sync_tasks import finish_entity, process_chunk
 from warehouse import runs
@@ -210,6 +211,9 @@ def sync_entity(
             failed = _failed(engine, run_id, entity, options.mode, str(exc))
             notify_and_emit(settings, engine, failed, previous_health)
             raise
+        if not dry_run and result.status in runs.LOADED_STATUSES:
+            # Measured before the health is: a failed check makes the entity degraded.
+            check_after_sync(settings, engine, entity, run_id)
         notify_and_emit(settings, engine, result, previous_health)
     finally:
         engine.dispose()

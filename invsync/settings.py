@@ -6,6 +6,7 @@ pieces of these settings they need. Secret fields are ``SecretStr`` so they neve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from connectors.finale.settings import FinaleSettings
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///./data/warehouse.db"
+#: Where the analytics dataset goes: a local folder, or any pyarrow/fsspec filesystem URL.
+DEFAULT_ANALYTICS_URL = "./data/analytics"
 
 
 class ConfigError(Exception):
@@ -57,6 +60,10 @@ class Settings(BaseSettings):
     quarantine_fail_ratio: float = Field(default=0.05, ge=0, le=1)
     quarantine_fail_min_records: int = Field(default=3, ge=1)
 
+    # Data quality and the analytics hand-off (issue 12).
+    dq_config: Path | None = None
+    analytics_url: str = DEFAULT_ANALYTICS_URL
+
     # Notifications (issue 4).
     sendgrid_api_key: SecretStr | None = None
     sendgrid_base_url: str = "https://api.sendgrid.com"
@@ -87,6 +94,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("analytics_url")
+    @classmethod
+    def _analytics_location(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty; use a folder or a URL such as s3://bucket/path")
+        return value.strip()
 
     @field_validator("warehouse_url")
     @classmethod

@@ -23,7 +23,7 @@ PREFIX = "[inventory-sync]"
 _HEADLINE = {
     "failed": "sync FAILED",
     "crashed": "sync CRASHED (the run stopped without reporting)",
-    "degraded": "sync DEGRADED (source and warehouse do not reconcile)",
+    "degraded": "sync DEGRADED (the data loaded, but a check failed)",
     "recovered": "sync RECOVERED",
 }
 

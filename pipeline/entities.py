@@ -214,6 +214,32 @@ CATALOGUES: dict[str, Catalogue] = {
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A column whose values must name rows of another entity (a foreign key in all but name).
+
+    The data-quality checks (``pipeline.dq``) count the rows whose non-null value names no
+    row of ``entity``'s table (deleted rows count as present, as for the catalogues).
+
+    Attributes:
+        column: the referring column.
+        entity: the entity referred to; its single key column is matched unless ``target``.
+        table: the table holding ``column``; None = the referring entity's own table (an
+            order's lines are in its child table).
+        target: the column of ``entity``'s table to match; None = its key column.
+    """
+
+    column: str
+    entity: str
+    table: sa.Table | None = None
+    target: str | None = None
+
+    def name(self, own: sa.Table) -> str:
+        """``<table>.<column> -> <entity>``, the subject of the check's results."""
+        table = self.table if self.table is not None else own
+        return f"{table.name}.{self.column} -> {self.entity}"
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     """One Finale entity and how it lands in the warehouse.
 
@@ -252,6 +278,10 @@ class EntitySpec:
             (``MissingCatalogue``) rather than quarantine every record.
         quarantine_key: per raw row, the ``quarantine.source_key`` text; None = the
             ``key_field`` value.
+        references: columns that must name rows of other entities (``Reference``), for
+            the referential-integrity checks.
+        unique_columns: columns besides the primary key whose values must be unique among
+            live rows (Finale URLs: the catalogues resolve a URL to one id).
     """
 
     name: str
@@ -274,6 +304,8 @@ class EntitySpec:
     lookups: frozenset[str] = frozenset({"facilities", "vendors"})
     required_lookups: frozenset[str] = frozenset()
     quarantine_key: Callable[[pd.DataFrame], pd.Series] | None = None
+    references: tuple[Reference, ...] = ()
+    unique_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         read = {self.key_field, self.cursor_field, *(r.source for r in self.mapping.values())}
@@ -401,6 +433,8 @@ FACILITIES = EntitySpec(
         "last_updated_at": Timestamp("lastUpdatedDate"),
     },
     schema=clean.facilities,
+    references=(Reference("parent_facility_id", "facilities"),),
+    unique_columns=("facility_url",),
 )
 
 VENDORS = EntitySpec(
@@ -418,6 +452,7 @@ VENDORS = EntitySpec(
         "last_updated_at": Timestamp("lastUpdatedDate"),
     },
     schema=clean.vendors,
+    unique_columns=("finale_url",),
     select=_has_role("SUPPLIER"),
     lists={"roleTypeIdList": str, "contactMechList": dict},
 )
@@ -446,6 +481,8 @@ PRODUCTS = EntitySpec(
     depends_on=("vendors",),
     deferred_fields=("priceList", "userFieldDataList"),
     lists={"supplierList": dict, "reorderGuidelineList": dict},
+    references=(Reference("primary_vendor_party_id", "vendors"),),
+    unique_columns=("finale_url",),
 )
 
 
@@ -537,6 +574,7 @@ STOCK = EntitySpec(
     ),
     expected_interval=timedelta(minutes=15),
     depends_on=("facilities", "products"),
+    references=(Reference("sku", "products"), Reference("facility_id", "facilities")),
 )
 
 PURCHASE_ORDERS = EntitySpec(
@@ -576,6 +614,12 @@ PURCHASE_ORDERS = EntitySpec(
         schema=clean.purchase_order_lines,
         finalise=order_totals,
     ),
+    references=(
+        Reference("sku", "products", table=tables.purchase_order_lines),
+        Reference("vendor_party_id", "vendors"),
+        Reference("destination_facility_id", "facilities"),
+    ),
+    unique_columns=("finale_url",),
 )
 
 #: Every entity, in dependency order.

@@ -13,7 +13,9 @@ successful one:
     status = "failing" if the latest run failed or score < 50,
              "degraded" if score < 80, or if the latest run quarantined a larger share of
                         its records than QUARANTINE_FAIL_RATIO (the run itself fails only
-                        once it also reaches QUARANTINE_FAIL_MIN_RECORDS),
+                        once it also reaches QUARANTINE_FAIL_MIN_RECORDS), or if a
+                        data-quality check failed as last measured (``pipeline.dq``;
+                        listed in ``failed_checks``),
              else "operational".
 
 The expected interval is the entity's ``EntitySpec.expected_interval``: its fastest schedule
@@ -32,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipeline.entities import ENTITIES
+from warehouse.dq import failed_checks
 from warehouse.runs import (
     FAILURE_STATUSES,
     LOADED_STATUSES,
@@ -93,9 +96,10 @@ def entity_status(
     too_much_quarantined = bool(
         latest and latest.extracted and latest.quarantined / latest.extracted > quarantine_ratio
     )
+    failed = failed_checks(conn, entity)
     if (latest is not None and latest.status in FAILED_STATES) or score < 50:
         status = "failing"
-    elif score < 80 or too_much_quarantined:
+    elif score < 80 or too_much_quarantined or failed:
         status = "degraded"
     else:
         status = "operational"
@@ -117,7 +121,13 @@ def entity_status(
         "health_score": score,
         "open_quarantine": count_open_quarantine(conn, entity),
         "last_error": latest.error if latest else None,
+        "failed_checks": [check_label(r.check, r.subject) for r in failed],
     }
+
+
+def check_label(check: str, subject: str) -> str:
+    """``completeness[sku]``, or the check's name when it has no subject."""
+    return f"{check}[{subject}]" if subject else check
 
 
 def all_statuses(

@@ -3,6 +3,7 @@
 - ``publish_run_artifacts(results, status_rows)``: counts, quarantine sample, health;
 - ``create_progress(key)`` / ``ProgressArtifact``: a backfill's progress bar;
 - ``emit_sync_event(result, status)``: ``inventory-sync.sync.{completed,degraded,failed}``;
+- ``emit_dq_report_event(payload)``: ``inventory-sync.dq.report.ready``, where a report is;
 - masking of emails and phone numbers (``mask_pii``, ...) is re-exported from
   ``connectors.redact``, the one module that masks secrets and personal data.
 """
@@ -20,7 +21,10 @@ from reporting.artifacts import (
 from reporting.events import (
     EVENT_COMPLETED,
     EVENT_DEGRADED,
+    EVENT_DQ_REPORT_READY,
     EVENT_FAILED,
+    dq_report_payload,
+    emit_dq_report_event,
     emit_sync_event,
     entity_resource,
     sync_event_payload,
@@ -30,12 +34,15 @@ __all__ = [
     "COUNTS_KEY",
     "EVENT_COMPLETED",
     "EVENT_DEGRADED",
+    "EVENT_DQ_REPORT_READY",
     "EVENT_FAILED",
     "HEALTH_KEY",
     "QUARANTINE_KEY",
     "ProgressArtifact",
     "artifact_key",
     "create_progress",
+    "dq_report_payload",
+    "emit_dq_report_event",
     "emit_sync_event",
     "entity_resource",
     "mask_email",

@@ -17,7 +17,7 @@ error summary is redacted and masked, and nothing else comes from Finale records
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect.events import Event, emit_event
@@ -108,4 +108,75 @@ def emit_sync_event(result: RunRecord, status: Mapping[str, Any] | None = None) 
         event=event_name(result.status),
         resource=entity_resource(result.entity),
         payload=sync_event_payload(result, status),
+    )
+
+
+#: Emitted by every data-quality report, once its results are stored and exported.
+EVENT_DQ_REPORT_READY = "inventory-sync.dq.report.ready"
+DQ_REPORT_RESOURCE_PREFIX = "inventory-sync.dq.report"
+
+
+def dq_report_payload(
+    *,
+    report_id: str,
+    reported_at: str,
+    dataset_url: str,
+    datasets: Mapping[str, str],
+    results: Sequence[Mapping[str, Any]],
+    files: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The payload of ``inventory-sync.dq.report.ready``: where the report is and how it went.
+
+    Args:
+        report_id: the report (``dq_results.report_id``).
+        reported_at: when, ISO 8601.
+        dataset_url: ``ANALYTICS_URL`` as a reader names it (no credentials).
+        datasets: dataset name -> its URL (``.../dataset=dq_results``).
+        results: the report's results (``CheckResult.as_dict()``).
+        files: the Parquet files the report wrote.
+    """
+    failed = [r for r in results if not r["passed"]]
+    by_entity: dict[str, int] = {}
+    for result in failed:
+        by_entity[result["entity"]] = by_entity.get(result["entity"], 0) + 1
+    return {
+        "report_id": report_id,
+        "reported_at": reported_at,
+        "dataset_url": dataset_url,
+        "datasets": dict(datasets),
+        "table": "dq_results",
+        "checks": len(results),
+        "failed": len(failed),
+        "failed_by_entity": by_entity,
+        "failed_checks": [
+            {"entity": r["entity"], "check": r["check_name"], "subject": r["subject"]}
+            for r in failed
+        ],
+        "files": list(files),
+    }
+
+
+def emit_dq_report_event(payload: Mapping[str, Any]) -> Event | None:
+    """Emit ``inventory-sync.dq.report.ready`` about the report
+    (resource ``inventory-sync.dq.report.<report_id>``), related to each entity with a
+    failed check (role ``entity``), so an automation can start a downstream job on it.
+
+    Args:
+        payload: ``dq_report_payload(...)``.
+
+    Returns:
+        The emitted event, or ``None`` when events are disabled (``emit_event``'s contract).
+    """
+    related = [
+        {**entity_resource(entity), "prefect.resource.role": "entity"}
+        for entity in payload.get("failed_by_entity", {})
+    ]
+    return emit_event(
+        event=EVENT_DQ_REPORT_READY,
+        resource={
+            "prefect.resource.id": f"{DQ_REPORT_RESOURCE_PREFIX}.{payload['report_id']}",
+            "prefect.resource.name": "data-quality report",
+        },
+        related=related or None,
+        payload=dict(payload),
     )

@@ -238,3 +238,30 @@ backfill_windows = sa.Table(
     sa.Column("quarantined", sa.Integer, nullable=False),
     sa.Column("synced_at", TS, nullable=False),
 )
+
+#: Data-quality results (``pipeline.dq``): one row per report, entity, check and subject
+#: (the column, pandera rule or reference a check measured; "" for a check measured once
+#: per entity). A report is the daily ``data-quality-report`` flow (origin "report") or
+#: the checks a sync runs after loading an entity (origin "sync", report_id = the sync's
+#: run id). Writing a report again replaces its rows.
+dq_results = sa.Table(
+    "dq_results",
+    metadata,
+    sa.Column("report_id", sa.Text, primary_key=True),
+    sa.Column("entity", sa.Text, primary_key=True),
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, primary_key=True, server_default=""),
+    sa.Column("reported_at", TS, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("measured", sa.Float),
+    sa.Column("threshold", sa.Float),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+sa.Index(
+    "ix_dq_results_entity_check_reported",
+    dq_results.c.entity,
+    dq_results.c.check_name,
+    dq_results.c.reported_at,
+)
+sa.Index("ix_dq_results_reported", dq_results.c.reported_at)

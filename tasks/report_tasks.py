@@ -7,7 +7,9 @@ run. Each step logs its own problem and carries on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import sqlalchemy as sa
 from prefect import task
@@ -59,16 +61,48 @@ def notify_and_emit(
     except Exception as exc:  # events are best effort
         log.warning("could not emit the sync event of %s: %s", entity, type(exc).__name__)
     current = RunStatus.FAILED if result.status is RunStatus.FAILED else status["status"]
+    return alert_on_change(settings, previous_health, current, status, result)
+
+
+def alert_on_change(
+    settings: Settings,
+    previous_health: str | None,
+    current: str,
+    status: Mapping[str, Any],
+    result: RunRecord | None = None,
+) -> str | None:
+    """Send the alert a change of an entity's health calls for, if any (``transition``).
+
+    The one alerting path: a sync's end (``notify_and_emit``) and a data-quality report
+    both come here, so an entity's change is alerted once, whoever noticed it.
+
+    Args:
+        settings: Where alerts go.
+        previous_health: The entity's health before (None: it never finished a run).
+        current: Its health now (a status JSON ``status``, or a run's status).
+        status: Its status JSON row now (``failed_checks`` name the checks that failed).
+        result: The run that changed it, if a run did (its counts go in the alert).
+
+    Returns:
+        The alert kind sent, or None.
+    """
+    entity = str(status["entity"])
     kind = transition(previous_health, current)
     if kind is None:
         return None
+    record = result or RunRecord(run_id="", entity=entity, mode="")
     alert = Alert.from_result(
         kind,
-        result,
+        record,
         deployment=deployment.name,
         flow_run_url=_flow_run_link(),
         status=status,
     )
+    checks = status.get("failed_checks") or []
+    if kind != "recovered" and not alert.error and checks:
+        alert = replace(alert, error="data-quality checks failed: " + ", ".join(checks))
+    if result is None:
+        alert = replace(alert, run_id=None)
     delivered = Notifier(channels_from_settings(settings)).send(alert)
     log.info("%s alert for %s delivered to: %s", kind, entity, ", ".join(delivered) or "none")
     return kind

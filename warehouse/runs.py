@@ -471,6 +471,16 @@ def runs_started_since(conn: sa.Connection, entity: str, since: datetime) -> lis
     return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
+def runs_started_between(conn: sa.Connection, start: datetime, end: datetime) -> list[RunRecord]:
+    """The runs of every entity started in ``[start, end)``, by start time."""
+    query = (
+        sa.select(sync_runs)
+        .where(sync_runs.c.started_at >= start, sync_runs.c.started_at < end)
+        .order_by(sync_runs.c.started_at, sync_runs.c.id)
+    )
+    return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
 # --- internals ---------------------------------------------------------------------------
 
 
