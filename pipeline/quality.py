@@ -46,12 +46,16 @@ def split_reasons(text: str) -> list[str]:
     """The reasons of one ``quarantine.reasons`` text (joined by ``"; "``).
 
     A reason with a value ends with its ``)``; while it does not, the ``"; "`` was part of
-    the value (text like ``(got 'a; b')``), so the next piece is joined back to it.
+    the value (text like ``(got 'a; b')``), so the next piece is joined back to it. So is
+    the piece after a rule whose own parentheses are still open (``... (sync products
+    first; a SKU is never guessed from a URL)``).
     """
     reasons: list[str] = []
     for piece in text.split(REASON_SEPARATOR):
         last = reasons[-1] if reasons else ""
-        if VALUE_MARK in last and not last.endswith(")"):
+        in_value = VALUE_MARK in last and not last.endswith(")")
+        in_rule = VALUE_MARK not in last and last.count("(") > last.count(")")
+        if in_value or in_rule:
             reasons[-1] = last + REASON_SEPARATOR + piece
         else:
             reasons.append(piece)

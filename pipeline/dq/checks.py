@@ -211,7 +211,10 @@ def referential(
         table = ref.table if ref.table is not None else spec.table
         target_spec = ENTITIES[ref.entity]
         target_name = ref.target or _single_key(target_spec)
-        column, target = table.c[ref.column], target_spec.table.c[target_name]
+        # An alias, so a reference to the entity's own table (a parent facility) is not
+        # correlated with the referring row itself.
+        referred = target_spec.table.alias("referred")
+        column, target = table.c[ref.column], referred.c[target_name]
         exists = sa.select(sa.literal(1)).where(target == column).exists()
         query = sa.select(
             sa.func.count(),

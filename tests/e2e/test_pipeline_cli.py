@@ -127,7 +127,8 @@ def test_cli_sync_json_loads_the_warehouse_and_prints_its_status(
         assert datetime.fromisoformat(metrics["next_sync"]) == finished + interval
         penalty = min(20.0, 400.0 * run["quarantined"] / run["extracted"])
         assert entry["health_score"] == round(100 - penalty)
-        assert entry["status"] == ("operational" if entry["health_score"] >= 80 else "degraded")
+        healthy = entry["health_score"] >= 80 and not entry["failed_checks"]
+        assert entry["status"] == ("operational" if healthy else "degraded")
 
     status = invsync(["status", "--json"], env, tmp_path)
 

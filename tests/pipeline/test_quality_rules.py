@@ -41,6 +41,11 @@ def test_reason_rule(reason: str, rule: str) -> None:
         pytest.param("name is not text (got 'a; b'); sku is missing",
                      ["name is not text (got 'a; b')", "sku is missing"],
                      id="separator-inside-a-value"),
+        pytest.param("sku is not in the catalogue (sync products first; never guessed); "
+                     "sku is missing",
+                     ["sku is not in the catalogue (sync products first; never guessed)",
+                      "sku is missing"],
+                     id="separator-inside-the-rule's-parentheses"),
         pytest.param("", [], id="empty"),
     ],
 )  # fmt: skip
