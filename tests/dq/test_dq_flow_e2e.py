@@ -23,6 +23,7 @@ from uuid import UUID
 
 import duckdb
 import fsspec
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
@@ -292,6 +293,22 @@ def _check_dataset(engine: sa.Engine, root: Path, report: dict[str, Any]) -> Non
     assert set(table.column("status").to_pylist()) == {RunStatus.SUCCEEDED.value}
     assert table.schema.field("started_at").type.tz == "UTC"
     assert read_dataset(open_location(str(root)), DQ_RESULTS).num_rows == len(today)
+    _check_readme_snippets(root, today, len(runs))
+
+
+def _check_readme_snippets(root: Path, today: list[dq.StoredResult], runs: int) -> None:
+    """The README's DuckDB query and pandas line work as written, on this dataset."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    sql = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    python = readme.split("```python\nimport pandas as pd\n", 1)[1].split("```", 1)[0]
+    rows = duckdb.connect().execute(sql.replace("data/analytics", str(root))).fetchall()
+    failing = [r for r in today if not r.passed and r.origin == "report"]
+    assert len(rows) == len(failing) > 0
+    assert {(r[0], r[1], r[2]) for r in rows} == {(r.entity, r.check, r.subject) for r in failing}
+    scope: dict[str, Any] = {"pd": pd}
+    exec(python.replace("data/analytics", str(root)), scope)
+    frame = scope["runs"]
+    assert len(frame) == runs and {"entity", "date", "extracted"} <= set(frame.columns)
 
 
 def _check_event(engine: sa.Engine, root: Path, report: dict[str, Any]) -> None:
