@@ -90,7 +90,8 @@ def _texts(
     rejects them anyway, a NUL character, which PostgreSQL text refuses); those are missing
     in the column.
     """
-    strings = np.where(take, values, None)
+    strings = np.full(len(values), None, dtype=object)
+    strings[take] = values[take]
     bad = np.zeros(len(values), dtype=bool)
     try:
         texts = pa.array(strings, type=pa.large_string())
