@@ -12,7 +12,6 @@ from sandbox_helpers import api_client, read_all, rows
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxHandle
 
-
 DISABLED_SUPPLIER = {
     "partyId": "777001",
     "partyUrl": "/acme/api/partygroup/777001",
