@@ -320,4 +320,3 @@ class RequestPusher:
             "failed",
             {"sync_status": t.FAILED, "sync_error": message, "synced_hash": content},
         )
-

@@ -157,4 +157,3 @@ def run_writeback(
     except WritebackLocked as exc:
         return summary.finish("skipped", str(exc))
     return summary.finish()
-
