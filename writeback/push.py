@@ -63,6 +63,8 @@ class Decision:
         changes: columns of ``purchase_order_requests`` to set.
         conflict: a conflict to record (``purchase_order_request_conflicts`` columns).
         resolve_conflicts: close the request's open conflicts (it agrees with Finale again).
+        looked: False when the request was not really looked at (Finale unreachable), so
+            ``synced_at`` stays and an app edit it may hold is still seen next run.
     """
 
     request_id: int
@@ -70,6 +72,7 @@ class Decision:
     changes: dict[str, Any] = field(default_factory=dict)
     conflict: dict[str, Any] | None = None
     resolve_conflicts: bool = False
+    looked: bool = True
 
     @property
     def message(self) -> str | None:
@@ -139,6 +142,7 @@ class RequestPusher:
                     "sync_status": request.sync_status if request.finale_order_url else t.PENDING,
                     "sync_error": message,
                 },
+                looked=False,
             )
         except FatalError as exc:
             return self._failed(request, content, _finale_message(exc))

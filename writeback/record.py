@@ -37,9 +37,8 @@ def record(conn: sa.Connection, request: PurchaseOrderRequest, decision: Decisio
             .where(t.conflicts.c.request_id == request.id, t.conflicts.c.resolved_at.is_(None))
             .values(resolved_at=sa.func.now())
         )
-    conn.execute(
-        sa.update(t.requests)
-        .where(t.requests.c.id == request.id)
-        .values(**decision.changes, synced_at=request.read_at)
-    )
+    changes = dict(decision.changes)
+    if decision.looked:
+        changes["synced_at"] = request.read_at
+    conn.execute(sa.update(t.requests).where(t.requests.c.id == request.id).values(**changes))
     return decision

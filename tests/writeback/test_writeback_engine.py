@@ -333,3 +333,30 @@ def test_a_second_run_while_one_holds_the_lock_is_skipped(world: World) -> None:
     assert summary.status == "skipped" and "another write-back run" in (summary.error or "")
     assert summary.requests == []
     assert world.request(request_id)["finale_order_id"] is None
+
+
+def test_an_edit_seen_while_finale_was_unreachable_is_judged_on_the_next_run(
+    world: World,
+) -> None:
+    ((sku, url),) = world.products(1)
+    request_id = world.add_request(world.vendor(), [(sku, 2, 1)])
+    run(world)
+    world.finale_action(f"APP-{request_id}", "cancel")
+    run(world)  # Finale's cancel flows back; the order is final now
+    world.replace_lines(request_id, [(sku, 9, 1)])
+    world.control.set_faults("503:1.0")
+
+    down = run(world, max_retries=0)
+
+    assert outcome(down, request_id) == "failed" and down.status == "failed"
+    stored = world.request(request_id)
+    assert "retried on the next run" in stored["sync_error"]
+    assert stored["sync_status"] == "synced" and world.conflicts(request_id) == []
+
+    world.control.set_faults("")
+    back = run(world)
+
+    assert outcome(back, request_id) == "conflict"
+    assert world.request(request_id)["sync_status"] == "conflict"
+    assert len(world.conflicts(request_id)) == 1
+    assert lines_of(world.finale_order(f"APP-{request_id}")) == [(url, Decimal(2), Decimal(1))]
