@@ -98,9 +98,10 @@ def find_order(client: FinaleClient, order_id: str) -> dict[str, Any] | None:
     """The order with ``orderId`` = ``order_id`` as Finale stores it, or None.
 
     Found with a filtered read of the order collection (``orderId`` is filterable), then read
-    whole from its ``orderUrl``: the URL comes from Finale, never built from the id.
+    whole from its ``orderUrl``: the URL comes from Finale, never built from the id. A server
+    that ignored the filter would page every order: the match is checked here all the same.
     """
-    for frame in client.iter_collection("order", filter={"orderId": order_id}, page_size=10):
+    for frame in client.iter_collection("order", filter={"orderId": order_id}, page_size=1000):
         for row in frame.to_dict("records"):
             if str(row.get("orderId")) == order_id and row.get("orderUrl"):
                 return client.get(str(row["orderUrl"]))

@@ -162,19 +162,26 @@ class RequestPusher:
         try:
             order = self.client.create_order(body)
             log.info("request %s: created Finale order %s", request.id, order.get("orderId"))
-        except DuplicateOrderError:
+        except AuthError:
+            raise
+        except FatalError as exc:
+            # A duplicate orderId means an earlier attempt stored the order and its answer
+            # was lost. Whatever words Finale used for the refusal, an order with our orderId
+            # is ours to carry on with.
             found = find_order(self.client, request.order_id)
             if found is None:
-                raise FatalError(
-                    f"Finale says orderId {request.order_id!r} is in use, but no order with it "
-                    "can be read back; check the order in Finale"
-                ) from None
+                if isinstance(exc, DuplicateOrderError):
+                    raise FatalError(
+                        f"Finale says orderId {request.order_id!r} is in use, but no order "
+                        "with it can be read back; check the order in Finale"
+                    ) from exc
+                raise
             if found.get("orderTypeId") != "PURCHASE_ORDER":
                 raise FatalError(
                     f"orderId {request.order_id!r} is taken in Finale by a "
                     f"{found.get('orderTypeId')}, not this request's purchase order; rename "
                     "that order in Finale"
-                ) from None
+                ) from exc
             log.info(
                 "request %s: Finale already has order %s (an earlier attempt stored it); using it",
                 request.id,

@@ -360,3 +360,30 @@ def test_an_edit_seen_while_finale_was_unreachable_is_judged_on_the_next_run(
     assert world.request(request_id)["sync_status"] == "conflict"
     assert len(world.conflicts(request_id)) == 1
     assert lines_of(world.finale_order(f"APP-{request_id}")) == [(url, Decimal(2), Decimal(1))]
+
+
+def test_an_order_id_taken_by_another_kind_of_order_fails_the_request(world: World) -> None:
+    ((sku, _),) = world.products(1)
+    request_id = world.add_request(world.vendor(), [(sku, 1, 1)])
+    world.control.add_records(
+        "order",
+        [
+            {
+                "orderId": f"APP-{request_id}",
+                "orderUrl": f"/acme/api/order/APP-{request_id}",
+                "orderTypeId": "SALES_ORDER",
+                "statusId": "ORDER_CREATED",
+                "lastUpdatedDate": "2026-01-01T00:00:00",
+            }
+        ],
+    )
+
+    summary = run(world)
+
+    assert outcome(summary, request_id) == "failed"
+    stored = world.request(request_id)
+    assert (
+        f"orderId 'APP-{request_id}' is taken in Finale by a SALES_ORDER" in (stored["sync_error"])
+    )
+    assert stored["finale_order_id"] is None
+    assert [o["orderTypeId"] for o in world.finale_orders(f"APP-{request_id}")] == ["SALES_ORDER"]
