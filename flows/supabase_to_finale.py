@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from flows.finale_sync import _finale_client, _project_logs_to_run
 from invsync.settings import load_settings
 from pipeline.preflight import PreflightError, check_finale, check_warehouse
-from tasks.writeback_tasks import load_requests_task, push_request_task
+from tasks.writeback_tasks import load_requests_task, publish_summary, push_request_task
 from warehouse.db import create_warehouse_engine
 from writeback.migrate import create_app_engine
 from writeback.preflight import check_app_database, check_catalogue
@@ -83,6 +83,8 @@ def supabase_to_finale(limit: int | None = None) -> WritebackSummary:
         app.dispose()
         warehouse.dispose()
     counts = " ".join(f"{name}={count}" for name, count in summary.counts.items())
+    if summary.status != "skipped":
+        publish_summary(summary)
     if summary.status == "skipped":
         logger.warning("write-back skipped: %s", summary.error)
     else:

@@ -8,18 +8,26 @@ so a repeated create finds the order instead of making a second one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 from prefect import Task, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from connectors.finale import FinaleError
+from connectors.redact import redact_secrets
 from writeback.push import Decision, RequestPusher
 from writeback.requests import PurchaseOrderRequest
-from writeback.run import load_requests, process_request
+from writeback.run import WritebackSummary, load_requests, process_request
+
+log = logging.getLogger(__name__)
+
+#: Artifact key of each run's per-request outcomes (its history is the runs' history).
+SUMMARY_KEY = "writeback-requests"
 
 
 def _worth_retrying(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -51,3 +59,27 @@ def push_request_task(
 ) -> Decision:
     """Push one request to Finale and record its outcome in the app database."""
     return process_request(request, pusher, app)
+
+
+def publish_summary(summary: WritebackSummary) -> None:
+    """Publish the run's outcomes as the ``writeback-requests`` table artifact (best effort:
+    the outcomes are already in the app database)."""
+    counts = ", ".join(f"{name} {count}" for name, count in summary.counts.items() if count)
+    rows = [
+        {**line, "error": redact_secrets(line["error"]) if line["error"] else None}
+        for line in summary.requests
+    ]
+    try:
+        create_table_artifact(
+            key=SUMMARY_KEY,
+            table=rows or [{"request_id": None, "outcome": "no requests needed work"}],
+            description=f"Write-back run `{summary.run_id}`: {summary.status}"
+            + (f" ({counts})" if counts else ""),
+            _sync=True,  # type: ignore[call-arg]
+        )
+    except Exception as exc:
+        log.warning(
+            "could not publish the %s artifact: %s",
+            SUMMARY_KEY,
+            redact_secrets(f"{type(exc).__name__}: {exc}"),
+        )

@@ -19,6 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from prefect import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 from writeback_support import World, make_world
 
 # Imported at collection (see tests/e2e/test_pipeline_cli.py): Prefect's console handler
@@ -92,6 +97,15 @@ def _flow_run(run_id: str) -> Any:
         return found, client.read_flow(found.flow_id).name
 
 
+def _artifacts(run_id: str) -> list[Any]:
+    artifact_filter = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
+        key=ArtifactFilterKey(any_=["writeback-requests"]),
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=artifact_filter)
+
+
 def test_writeback_json_runs_the_flow_and_prints_every_outcome(
     world: World,
     settings_env: Callable[..., dict[str, str]],
@@ -130,6 +144,11 @@ def test_writeback_json_runs_the_flow_and_prints_every_outcome(
     # It ran as the supabase-to-finale flow, whose run id the summary carries.
     flow_run, flow_name = _flow_run(printed["run_id"])
     assert flow_name == "supabase-to-finale" and flow_run.state.is_completed()
+    [artifact] = _artifacts(printed["run_id"])
+    assert {(r["request_id"], r["outcome"]) for r in json.loads(artifact.data)} == {
+        (drafted, "created"),
+        (committed, "locked"),
+    }
 
     # Nothing new: a second run processes the open orders and changes nothing.
     code, out, _ = run_cli(capfd, "writeback", "--json")
