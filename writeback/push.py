@@ -117,6 +117,24 @@ class RequestPusher:
     def __init__(self, client: FinaleClient, warehouse: sa.Engine) -> None:
         self.client = client
         self.warehouse = warehouse
+        # What the request being processed has reached in Finale, so a failure part-way
+        # (a lock refused after the create) still records the order (one request at a time).
+        self._order: dict[str, Any] | None = None
+        self._pushed = False
+
+    def _reached(self, order: dict[str, Any], *, pushed: bool = False) -> dict[str, Any]:
+        self._order = order
+        self._pushed = self._pushed or pushed
+        return order
+
+    def _known(self, content: str) -> dict[str, Any]:
+        """Columns for what Finale holds already, for a decision made after a failure."""
+        if self._order is None:
+            return {}
+        known = _order_columns(self._order)
+        if self._pushed:
+            known["synced_hash"] = content
+        return known
 
     def process(self, request: PurchaseOrderRequest) -> Decision:
         """Do what ``request`` needs and say what to write back.
@@ -126,6 +144,7 @@ class RequestPusher:
                 same way, so the run stops.
         """
         content = request.content_hash
+        self._order, self._pushed = None, False
         try:
             if request.finale_order_url is None:
                 return self._first_push(request, content)
@@ -139,6 +158,7 @@ class RequestPusher:
                 request.id,
                 "failed",
                 {
+                    **self._known(content),
                     "sync_status": request.sync_status if request.finale_order_url else t.PENDING,
                     "sync_error": message,
                 },
@@ -160,7 +180,7 @@ class RequestPusher:
             resolved = resolve(conn, request)
         body = new_order(request, resolved)
         try:
-            order = self.client.create_order(body)
+            order = self._reached(self.client.create_order(body), pushed=True)
             log.info("request %s: created Finale order %s", request.id, order.get("orderId"))
         except AuthError:
             raise
@@ -187,18 +207,21 @@ class RequestPusher:
                 request.id,
                 request.order_id,
             )
-            order = found
+            order = self._reached(found)
             if order.get("statusId") == CREATED:
                 wanted = order_fields(request, resolved, order.get("orderItemList"))
                 if not matches(order, wanted):
-                    order = self.client.update_order_fields(str(order["orderUrl"]), wanted)
+                    updated = self.client.update_order_fields(str(order["orderUrl"]), wanted)
+                    order = self._reached(updated, pushed=True)
+                else:
+                    self._pushed = True
         return self._after_push(request, content, order, "created")
 
     # -- pushed before -------------------------------------------------------------------------
 
     def _follow(self, request: PurchaseOrderRequest, content: str) -> Decision:
         assert request.finale_order_url is not None
-        order = self.client.get(request.finale_order_url)
+        order = self._reached(self.client.get(request.finale_order_url))
         status = order.get("statusId")
         if status == CREATED:
             return self._draft(request, content, order)
@@ -234,7 +257,9 @@ class RequestPusher:
         with self.warehouse.connect() as conn:
             resolved = resolve(conn, request)
         wanted = order_fields(request, resolved, order.get("orderItemList"))
-        updated = self.client.update_order_fields(str(order["orderUrl"]), wanted)
+        updated = self._reached(
+            self.client.update_order_fields(str(order["orderUrl"]), wanted), pushed=True
+        )
         log.info("request %s: pushed the app's edits to order %s", request.id, order["orderId"])
         return self._after_push(request, content, updated, "updated")
 
@@ -329,5 +354,10 @@ class RequestPusher:
         return Decision(
             request.id,
             "failed",
-            {"sync_status": t.FAILED, "sync_error": message, "synced_hash": content},
+            {
+                **self._known(content),
+                "sync_status": t.FAILED,
+                "sync_error": message,
+                "synced_hash": content,
+            },
         )

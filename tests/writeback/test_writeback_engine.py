@@ -387,3 +387,26 @@ def test_an_order_id_taken_by_another_kind_of_order_fails_the_request(world: Wor
     )
     assert stored["finale_order_id"] is None
     assert [o["orderTypeId"] for o in world.finale_orders(f"APP-{request_id}")] == ["SALES_ORDER"]
+
+
+def test_an_order_created_before_a_later_step_failed_is_still_recorded(world: World) -> None:
+    ((sku, _),) = world.products(1)
+    request_id = world.add_request(world.vendor(), [(sku, 1, 1)], status="ready_to_commit")
+    # The create goes through; the lock is applied but its answer lost, and no retry is left.
+    world.control.lose_answers(1, "timeout", writes="action")
+
+    first = run(world, timeout_seconds=1.0, max_retries=0)
+
+    assert outcome(first, request_id) == "failed"
+    stored = world.request(request_id)
+    assert stored["finale_order_id"] == f"APP-{request_id}", "the created order is not lost"
+    assert stored["synced_hash"] and stored["sync_status"] == "pending"
+    assert "retried on the next run" in stored["sync_error"]
+
+    # Finale did lock it: the next run sees that, and it is no conflict.
+    second = run(world)
+    assert outcome(second, request_id) == "refreshed"
+    stored = world.request(request_id)
+    assert stored["finale_status"] == "ORDER_LOCKED" and stored["sync_status"] == "synced"
+    assert stored["sync_error"] is None and world.conflicts(request_id) == []
+    assert len(world.finale_orders(f"APP-{request_id}")) == 1
