@@ -107,7 +107,8 @@ def _finale_message(exc: FinaleError) -> str:
 
 
 class RequestPusher:
-    """Processes requests one by one against Finale and the warehouse.
+    """Processes requests one by one against Finale and the warehouse (one at a time: it
+    keeps what the current request has reached in Finale).
 
     Args:
         client: the Finale client (its retries cover transient failures of one call).
