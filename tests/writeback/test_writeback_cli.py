@@ -336,7 +336,7 @@ def _updated_at(conn: sa.Connection, request_id: int) -> Any:
     ).scalar_one()
 
 
-def test_the_console_script_writes_back_and_prints_json(
+def test_the_console_script_writes_back_once_through_a_lost_answer_and_prints_json(
     make_sandbox: Callable[..., Any],
     pg_url: str,
     prefect_harness: None,
@@ -348,12 +348,14 @@ def test_the_console_script_writes_back_and_prints_json(
     try:
         ((sku, _),) = world.products(1)
         request_id = world.add_request(world.vendor(), [(sku, 3, 1)], status="ready_to_commit")
+        world.control.lose_answers(1, "timeout")  # Finale stores the create, never answers
         env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES)}
         env.update(
             world.handle.env,
             WAREHOUSE_URL=pg_url,
             SUPABASE_DB_URL=pg_url,
             FINALE_RATE_LIMIT_PER_MINUTE="100000",
+            FINALE_TIMEOUT_SECONDS="1",
             PREFECT_API_URL=str(PREFECT_API_URL.value()),
             PREFECT_HOME=str(tmp_path / "prefect-home"),
         )
@@ -368,6 +370,8 @@ def test_the_console_script_writes_back_and_prints_json(
         assert done.returncode == 0, done.stderr[-3000:]
         printed = json.loads(done.stdout)
         assert printed["counts"]["locked"] == 1
+        assert world.control.stats()["faults"]["lost_answer_timeout"] == 1
+        # Exactly one order, locked, although the create's answer never came.
         assert world.finale_order(f"APP-{request_id}")["statusId"] == "ORDER_LOCKED"
         assert world.request(request_id)["finale_status"] == "ORDER_LOCKED"
     finally:
