@@ -47,7 +47,7 @@ ENTITY_TIMEOUT_SECONDS = 4 * 3600
 
 #: The project's own loggers: their lines (retries, rate-limit pauses, window splits) belong
 #: in the flow run's logs in the Prefect UI, not only in the worker's terminal.
-PROJECT_LOGGERS = ("connectors", "pipeline", "warehouse")
+PROJECT_LOGGERS = ("connectors", "pipeline", "warehouse", "writeback")
 
 
 class SyncFailed(Exception):

@@ -6,7 +6,8 @@ fault (``--verbose`` adds the traceback).
 
 Exit codes: 0 success; 1 a run failed (or could not start: warehouse or Finale unreachable,
 credentials rejected); 2 bad arguments or settings; 3 nothing failed but an entity was
-skipped because another run holds its lock.
+skipped because another run holds its lock. ``invsync writeback`` uses the same codes (1: a
+request failed; 3: another write-back run was in progress).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from invsync.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:  # the help must not import the warehouse layer (sqlalchemy, numpy)
     from warehouse.runs import RunRecord, SyncSummary
+    from writeback.run import WritebackSummary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-db_app = typer.Typer(help="Warehouse schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Warehouse schema, or with --app the app-side tables (Alembic migrations).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 #: The entity names (``pipeline.entities.ENTITIES``, which the help must not import: pandas).
@@ -303,17 +308,50 @@ def status(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head",
+    app_tables: Annotated[
+        bool,
+        typer.Option(
+            "--app",
+            help="Create or upgrade the app-side tables (purchase_order_requests, ...) in "
+            "SUPABASE_DB_URL instead of the warehouse.",
+        ),
+    ] = False,
+) -> None:
     """Apply the warehouse migrations (also done automatically before each sync)."""
-    from warehouse.migrate import current_revision, upgrade
-
     try:
         settings = load_settings()
+        app_url = settings.app_db_url() if app_tables else None
     except ConfigError as exc:
         _fail(str(exc))
         return
+    if app_url is not None:
+        _upgrade_app_tables(app_url, revision)
+        return
+    from warehouse.migrate import current_revision, upgrade
+
     upgrade(settings.warehouse_url, revision)
     typer.echo(f"warehouse at revision {current_revision(settings.warehouse_url)}")
+
+
+def _upgrade_app_tables(url: str, revision: str) -> None:
+    import sqlalchemy as sa
+
+    from writeback.migrate import AppDatabaseError, upgrade_app
+    from writeback.preflight import shown_url
+
+    try:
+        done = upgrade_app(url, revision)
+    except AppDatabaseError as exc:
+        _fail(str(exc))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(
+            f"cannot migrate the app database at SUPABASE_DB_URL={shown_url(url)}: {reason}",
+            code=1,
+        )
+    typer.echo(f"app tables at revision {done}")
 
 
 @app.command()
@@ -371,6 +409,82 @@ def backfill(
     )
     for name, counts in outcome.entities.items():
         typer.echo(f"  {name:16} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+def run_writeback_flow(**params: Any) -> tuple[bool, WritebackSummary]:
+    """Run the ``supabase-to-finale`` flow; return (succeeded, its summary)."""
+    from datetime import UTC, datetime
+
+    from flows.supabase_to_finale import WritebackFailed, supabase_to_finale
+    from invsync.prefect_server import temporary_server
+    from writeback.run import WritebackSummary
+
+    _quiet_console()
+    with temporary_server(), _heartbeat_only_if_configured():
+        state = supabase_to_finale(**params, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, WritebackFailed):
+        summary = outcome.summary or WritebackSummary(run_id="", started_at=datetime.now(UTC))
+        if outcome.summary is None:
+            summary.finish("failed", str(outcome))
+        return False, summary
+    if isinstance(outcome, BaseException):
+        failed = WritebackSummary(run_id="", started_at=datetime.now(UTC))
+        return False, failed.finish("failed", str(outcome))
+    assert isinstance(outcome, WritebackSummary), f"got {type(outcome).__name__}"
+    return True, outcome
+
+
+@app.command()
+def writeback(
+    limit: Annotated[
+        int | None, typer.Option(help="Most requests to process in this run.", min=1)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary JSON.")] = False,
+) -> None:
+    """Push purchase-order requests from the app (SUPABASE_DB_URL) to Finale once
+    (exit 0 success, 1 a request or the run failed, 2 bad settings, 3 another run busy)."""
+    try:
+        settings = load_settings()
+        settings.finale()
+        app_url = settings.app_db_url()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    from pipeline.preflight import PreflightError
+    from writeback.preflight import check_app_database, check_catalogue
+
+    try:
+        check_app_database(app_url)
+    except PreflightError as exc:
+        _fail(str(exc), code=1)
+    _preflight(settings)
+    try:
+        check_catalogue(settings.warehouse_url)
+    except PreflightError as exc:
+        _fail(str(exc), code=1)
+    ok, summary = run_writeback_flow(limit=limit)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        for line in summary.requests:
+            why = f"  ({_first_line(line['error'])})" if line["error"] else ""
+            typer.echo(
+                f"request {line['request_id']:<8} {line['outcome']:10} "
+                f"{line['finale_order_id'] or '-':16} {line['finale_status'] or '-':16}{why}"
+            )
+        counts = " ".join(f"{name}={count}" for name, count in summary.counts.items())
+        typer.echo(f"write-back {summary.status}: {counts}")
+        if not ok or summary.status == "skipped":
+            color = typer.colors.RED if not ok else typer.colors.YELLOW
+            typer.secho(
+                f"write-back {summary.status}: {_first_line(summary.error or '')}",
+                fg=color,
+                err=True,
+            )
+    if not ok:
+        raise typer.Exit(1)
+    raise typer.Exit(EXIT_SKIPPED if summary.status == "skipped" else 0)
 
 
 @app.command()

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
 
     warehouse_url: str = DEFAULT_WAREHOUSE_URL
 
+    # The app's Supabase database (PostgreSQL): purchase-order requests written back to
+    # Finale (issue 11). Secret-typed: the URL usually holds the database password.
+    supabase_db_url: SecretStr | None = None
+
     # Pipeline behaviour.
     sync_window_days: int = Field(default=30, ge=1, le=30)
     sync_overlap_minutes: int = Field(default=5, ge=0)
@@ -105,6 +109,35 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a database URL; {examples}") from exc
         if url.get_backend_name() not in ("postgresql", "sqlite"):
             raise ValueError(f"{url.get_backend_name()!r} warehouses are not supported; {examples}")
+        return url.render_as_string(hide_password=False)
+
+    def app_db_url(self) -> str:
+        """The app database URL (``SUPABASE_DB_URL``), normalised for psycopg 3.
+
+        Keep the value out of logs and messages: it usually carries a password.
+
+        Raises:
+            ConfigError: naming SUPABASE_DB_URL when it is missing or not PostgreSQL.
+        """
+        from sqlalchemy.exc import ArgumentError
+
+        from warehouse.db import normalize_url
+
+        hint = (
+            "set it to the app's PostgreSQL URL, e.g. "
+            "postgresql://postgres:PASSWORD@db.PROJECT.supabase.co:5432/postgres "
+            "(Supabase > Project Settings > Database > Connection string)"
+        )
+        if self.supabase_db_url is None or not self.supabase_db_url.get_secret_value():
+            raise ConfigError(f"SUPABASE_DB_URL is not set: {hint}")
+        try:
+            url = normalize_url(self.supabase_db_url.get_secret_value())
+        except ArgumentError:
+            raise ConfigError(f"SUPABASE_DB_URL is not a database URL: {hint}") from None
+        if url.get_backend_name() != "postgresql":
+            raise ConfigError(
+                f"SUPABASE_DB_URL must be a PostgreSQL URL, not {url.get_backend_name()!r}: {hint}"
+            )
         return url.render_as_string(hide_password=False)
 
     def finale(self) -> FinaleSettings:
