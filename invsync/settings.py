@@ -6,7 +6,7 @@ pieces of these settings they need. Secret fields are ``SecretStr`` so they neve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     # Imported where used: importing ``connectors.finale`` loads the whole connector
     # (pandas included), which the CLI must not pay for at start-up.
     from connectors.finale.settings import FinaleSettings
+    from connectors.supabase.settings import SupabaseSettings
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///./data/warehouse.db"
 
@@ -49,9 +50,16 @@ class Settings(BaseSettings):
 
     warehouse_url: str = DEFAULT_WAREHOUSE_URL
 
-    # The app's Supabase database (PostgreSQL): purchase-order requests written back to
-    # Finale (issue 11). Secret-typed: the URL usually holds the database password.
+    # The app's Supabase database (PostgreSQL), issue 11: purchase-order requests written back
+    # to Finale, and the direct path of reading app tables. Secret-typed: the URL usually
+    # holds the database password.
     supabase_db_url: SecretStr | None = None
+    # The REST path of reading app tables: project URL and service_role key.
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+    supabase_page_size: int = Field(default=1000, gt=0, le=100_000)
+    supabase_timeout_seconds: float = Field(default=60.0, gt=0)
+    supabase_max_retries: int = Field(default=6, ge=0)
 
     # Pipeline behaviour.
     sync_window_days: int = Field(default=30, ge=1, le=30)
@@ -90,6 +98,15 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _supabase_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL; use https://<ref>.supabase.co")
         return value.rstrip("/")
 
     @field_validator("warehouse_url")
@@ -172,6 +189,64 @@ class Settings(BaseSettings):
             timeout_seconds=self.finale_timeout_seconds,
             max_retries=self.finale_max_retries,
             max_entities_per_response=self.finale_max_entities_per_response,
+        )
+
+    def supabase(self, path: Literal["postgres", "rest"] | None = None) -> SupabaseSettings:
+        """Validate and return the Supabase connection settings.
+
+        Args:
+            path: the reading path that must be configured: "postgres" needs
+                SUPABASE_DB_URL, "rest" needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY;
+                None needs one of the two complete.
+
+        Raises:
+            ConfigError: naming the variable that is missing.
+        """
+        from connectors.supabase.settings import SupabaseSettings
+
+        has_db = bool(self.supabase_db_url and self.supabase_db_url.get_secret_value())
+        has_url = bool(self.supabase_url)
+        has_key = bool(
+            self.supabase_service_role_key and self.supabase_service_role_key.get_secret_value()
+        )
+        rest_missing = [
+            name
+            for name, present in (
+                ("SUPABASE_URL", has_url),
+                ("SUPABASE_SERVICE_ROLE_KEY", has_key),
+            )
+            if not present
+        ]
+        if path == "postgres" and not has_db:
+            raise ConfigError(
+                "SUPABASE_DB_URL is not set: set it to the database's connection string "
+                "(Supabase: Project Settings > Database; the direct or session-mode URL)"
+            )
+        if path == "rest" and rest_missing:
+            raise ConfigError(
+                f"{' and '.join(rest_missing)} not set: the REST path needs SUPABASE_URL (the "
+                "project URL, https://<ref>.supabase.co) and SUPABASE_SERVICE_ROLE_KEY "
+                "(Project Settings > API)"
+            )
+        if path is None and not has_db and rest_missing:
+            if len(rest_missing) == 1:
+                raise ConfigError(
+                    f"{rest_missing[0]} is not set: the REST path needs SUPABASE_URL and "
+                    "SUPABASE_SERVICE_ROLE_KEY (or set SUPABASE_DB_URL to read directly)"
+                )
+            raise ConfigError(
+                "Supabase is not configured: set SUPABASE_DB_URL (direct PostgreSQL), or "
+                "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (REST API)"
+            )
+        # Validated and normalised the one way the project reads SUPABASE_DB_URL.
+        db_url = SecretStr(self.app_db_url()) if has_db else None
+        return SupabaseSettings(
+            db_url=db_url,
+            url=self.supabase_url,
+            service_role_key=self.supabase_service_role_key if has_key else None,
+            page_size=self.supabase_page_size,
+            timeout_seconds=self.supabase_timeout_seconds,
+            max_retries=self.supabase_max_retries,
         )
 
 

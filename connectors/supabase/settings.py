@@ -40,7 +40,9 @@ class SupabaseSettings(BaseModel):
         max_retries: retries of a transient failure of one page before giving up.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # hide_input_in_errors: a rejected db_url would otherwise be printed whole, password and
+    # all, in pydantic's ValidationError.
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     db_url: SecretStr | None = None
     url: str | None = None
