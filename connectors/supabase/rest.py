@@ -152,6 +152,13 @@ class RestReader:
                     page_size,
                 )
             last = rows[-1]
+            if position == (last[table.cursor], last[table.key]):
+                # A server that ignores the keyset filter would serve this page forever.
+                raise FatalError(
+                    f"Supabase answered the page of {table.qualified_name} after "
+                    f"({table.cursor}, {table.key}) = {position} with that same row again: it "
+                    "did not apply the filter; check that SUPABASE_URL is a PostgREST API"
+                )
             position = (last[table.cursor], last[table.key])
 
     def check_access(self, table: AppTable) -> None:

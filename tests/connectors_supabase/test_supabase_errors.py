@@ -305,3 +305,21 @@ def test_a_handed_in_connection_is_used_and_left_open(
         with PostgresReader(SupabaseSettings(page_size=4), conn) as direct:
             frame = read_all(direct, REQUESTS, datetime(2000, 1, 1, tzinfo=UTC))
         assert not conn.closed and len(frame) == 9
+
+
+def test_a_server_ignoring_the_keyset_filter_stops_the_read(
+    app_db: str, settings: SupabaseSettings, postgrest: RunningDouble
+) -> None:
+    _fill(app_db, 3)
+    row = (
+        '[{"id": 1, "updated_at": "2026-03-01T12:00:00+00:00", "vendor": null, "note": null, '
+        '"quantity": null, "unit_price": null, "weight": null, "urgent": null, '
+        '"needed_by": null, "request_uuid": null, "lines": null, "created_at": null}]'
+    )
+    for _ in range(2):  # the first page, then the same row again
+        postgrest.state.fail_next(
+            206, row, content_type="application/json", headers={"Content-Range": "0-0/3"}
+        )
+    one_row = settings.model_copy(update={"page_size": 1})
+    with _rest(one_row) as rest, pytest.raises(FatalError, match="same row again"):
+        list(rest.read_changed(REQUESTS))
