@@ -12,11 +12,10 @@ import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 from postgrest_double import RunningDouble
+from pydantic import SecretStr
 from supabase_support import REQUESTS, insert_requests, read_all, request_rows
 
-from connectors.retry import RetryPolicy
 from connectors.supabase import (
     AppTable,
     AuthError,

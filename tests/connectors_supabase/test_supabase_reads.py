@@ -3,7 +3,7 @@ by the server's cap, runs of equal ``updated_at`` across page boundaries, hostil
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd

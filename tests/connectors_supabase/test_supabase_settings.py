@@ -89,7 +89,7 @@ def test_the_connector_names_what_its_path_lacks() -> None:
     with pytest.raises(MissingSettingError) as no_url:
         RestReader(SupabaseSettings(service_role_key=KEY))
     assert no_url.value.setting == "SUPABASE_URL"
-    with pytest.raises(MissingSettingError, match="SUPABASE_DB_URL.*SUPABASE_URL"):
+    with pytest.raises(MissingSettingError, match=r"SUPABASE_DB_URL.*SUPABASE_URL"):
         open_reader(SupabaseSettings())
     with pytest.raises(ValueError, match="SUPABASE_DB_URL") as bad:
         SupabaseSettings(db_url="mysql://root:Hunter2-db-pass@db/app")  # type: ignore[arg-type]
