@@ -33,7 +33,7 @@ from connectors.supabase.errors import (
     SupabaseError,
     UnreachableError,
 )
-from connectors.supabase.reader import check_since
+from connectors.supabase.reader import check_bounds
 from connectors.supabase.settings import SupabaseSettings
 from connectors.supabase.tables import AppTable
 
@@ -112,18 +112,18 @@ class PostgresReader:
     # -- reads ---------------------------------------------------------------------------------
 
     def read_changed(
-        self, table: AppTable, since: datetime | None = None
+        self, table: AppTable, since: datetime | None = None, *, until: datetime | None = None
     ) -> Iterator[pd.DataFrame]:
         """Yield the rows changed after ``since`` in ``(cursor, key)`` order, page by page.
 
         See ``AppTableReader.read_changed``: same contract, same frames as the REST path.
         """
-        check_since(since)
+        check_bounds(since, until)
         page_size = self.settings.page_size
         queries = _Queries(table)
         position: tuple[Any, Any] | None = None
         while True:
-            query, params = queries.page(since, position, page_size)
+            query, params = queries.page(since, until, position, page_size)
             rows = self._retrier.run(functools.partial(self._fetch, table, query, params))
             if not rows:
                 return
@@ -140,7 +140,7 @@ class PostgresReader:
         Raises:
             AuthError, FatalError, RetryableError: as ``read_changed``.
         """
-        query, params = _Queries(table).page(None, None, 1)
+        query, params = _Queries(table).page(None, None, None, 1)
         self._retrier.run(lambda: self._fetch(table, query, params))
 
     # -- one attempt ---------------------------------------------------------------------------
@@ -273,16 +273,25 @@ class _Queries:
         self._full = sql.SQL("{c} IS NOT NULL").format(c=cursor)
         self._since = sql.SQL("{c} > %s").format(c=cursor)
         self._after = sql.SQL("({c}, {k}) > (%s, %s)").format(c=cursor, k=key)
+        self._until = sql.SQL(" AND {c} <= %s").format(c=cursor)
 
     def page(
-        self, since: datetime | None, position: tuple[Any, Any] | None, limit: int
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        position: tuple[Any, Any] | None,
+        limit: int,
     ) -> tuple[sql.Composed, list[Any]]:
         """The query and parameters of the page after ``position`` (or the first one)."""
         if position is not None:
-            return self._select + self._after + self._tail, [*position, limit]
-        if since is not None:
-            return self._select + self._since + self._tail, [since, limit]
-        return self._select + self._full + self._tail, [limit]
+            where, params = self._after, list(position)
+        elif since is not None:
+            where, params = self._since, [since]
+        else:
+            where, params = self._full, []
+        if until is not None:
+            where, params = where + self._until, [*params, until]
+        return self._select + where + self._tail, [*params, limit]
 
 
 def _by_column(table: AppTable, rows: list[Any]) -> dict[str, list[Any]]:

@@ -26,7 +26,7 @@ class AppTableReader(Protocol):
     """Reads the rows of an app table changed after a point in time, page by page."""
 
     def read_changed(
-        self, table: AppTable, since: datetime | None = None
+        self, table: AppTable, since: datetime | None = None, *, until: datetime | None = None
     ) -> Iterator[pd.DataFrame]:
         """Yield the rows whose cursor is after ``since``, in ``(cursor, key)`` order.
 
@@ -35,6 +35,8 @@ class AppTableReader(Protocol):
             since: exclusive lower bound of the cursor, an aware datetime; None reads the
                 whole table. The caller subtracts any overlap it wants (rows committed late
                 with an earlier ``updated_at``).
+            until: inclusive upper bound of the cursor, an aware datetime; None: no bound.
+                With it, a watermark may move to ``until`` once the read is complete.
 
         Yields:
             Non-empty frames of at most the configured page size, with
@@ -42,7 +44,7 @@ class AppTableReader(Protocol):
             when no row changed. The last frame's last cursor value is the new watermark.
 
         Raises:
-            InvalidRequestError: ``since`` is naive.
+            InvalidRequestError: ``since`` or ``until`` is naive.
             AuthError: credentials rejected (the message names the setting).
             FatalError: the table, a column or a value is wrong; retrying cannot help.
             RetryableError: a transient failure outlived the retry budget.
@@ -83,7 +85,7 @@ def open_reader(
         MissingSettingError: naming the variables to set when neither path is configured,
             or the one the chosen path lacks.
     """
-    # Imported here: both readers import this module (``check_since``).
+    # Imported here: both readers import this module (``check_bounds``).
     from connectors.supabase.postgres import PostgresReader
     from connectors.supabase.rest import RestReader
 
@@ -103,10 +105,10 @@ def open_reader(
     return RestReader(settings, http)
 
 
-def check_since(since: datetime | None) -> datetime | None:
-    """Refuse a naive ``since``: its meaning would depend on the server's time zone."""
-    if since is not None and (since.tzinfo is None or since.utcoffset() is None):
-        raise InvalidRequestError(
-            f"since must be an aware datetime (e.g. datetime(..., tzinfo=UTC)), got {since!r}"
-        )
-    return since
+def check_bounds(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a naive ``since`` or ``until``: its meaning would depend on the server's zone."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise InvalidRequestError(
+                f"{name} must be an aware datetime (e.g. datetime(..., tzinfo=UTC)), got {value!r}"
+            )

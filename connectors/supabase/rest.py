@@ -43,7 +43,7 @@ from connectors.supabase.errors import (
     SupabaseError,
     UnreachableError,
 )
-from connectors.supabase.reader import check_since
+from connectors.supabase.reader import check_bounds
 from connectors.supabase.settings import SupabaseSettings
 from connectors.supabase.tables import AppTable, Kind
 
@@ -122,19 +122,19 @@ class RestReader:
     # -- reads ---------------------------------------------------------------------------------
 
     def read_changed(
-        self, table: AppTable, since: datetime | None = None
+        self, table: AppTable, since: datetime | None = None, *, until: datetime | None = None
     ) -> Iterator[pd.DataFrame]:
         """Yield the rows changed after ``since`` in ``(cursor, key)`` order, page by page.
 
         See ``AppTableReader.read_changed``: same contract, same frames as the direct path.
         A page may hold fewer rows than ``page_size`` when the server caps its answers.
         """
-        check_since(since)
+        check_bounds(since, until)
         page_size = self.settings.page_size
         position: tuple[Any, Any] | None = None
         cap_reported = False
         while True:
-            builder = self._page_query(table, since, position, page_size)
+            builder = self._page_query(table, since, until, position, page_size)
             rows, total = self._retrier.run(functools.partial(self._fetch, table, builder))
             if not rows:
                 return
@@ -167,7 +167,7 @@ class RestReader:
         Raises:
             AuthError, FatalError, RetryableError: as ``read_changed``.
         """
-        builder = self._page_query(table, None, None, 1)
+        builder = self._page_query(table, None, None, None, 1)
         self._retrier.run(lambda: self._fetch(table, builder))
 
     # -- requests ------------------------------------------------------------------------------
@@ -189,6 +189,7 @@ class RestReader:
         self,
         table: AppTable,
         since: datetime | None,
+        until: datetime | None,
         position: tuple[Any, Any] | None,
         limit: int,
     ) -> SyncSelectRequestBuilder:
@@ -205,6 +206,8 @@ class RestReader:
             query = query.gt(cursor, since.astimezone(UTC).isoformat())
         else:
             query = query.not_.is_(cursor, None)  # rows with a NULL cursor are never read
+        if until is not None:
+            query = query.lte(cursor, until.astimezone(UTC).isoformat())
         return query.order(cursor).order(key).range(0, limit - 1)
 
     def _fetch(

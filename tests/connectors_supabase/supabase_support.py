@@ -121,10 +121,10 @@ def insert_requests(conn: psycopg.Connection[Any], rows: Sequence[tuple[Any, ...
 
 
 def read_all(
-    reader: PostgresReader | RestReader, table: AppTable, since: Any = None
+    reader: PostgresReader | RestReader, table: AppTable, since: Any = None, *, until: Any = None
 ) -> pd.DataFrame:
     """Every page of one read, concatenated (the table's empty frame when none came)."""
-    pages = list(reader.read_changed(table, since))
+    pages = list(reader.read_changed(table, since, until=until))
     if not pages:
         return table.empty_frame()
     return pd.concat(pages, ignore_index=True)

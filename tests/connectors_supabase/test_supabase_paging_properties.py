@@ -1,5 +1,6 @@
 """Hypothesis attacks the paging: random row counts, runs of equal ``updated_at`` one
-microsecond apart, page sizes, server caps, ``since`` anywhere, hostile text keys. Every
+microsecond apart, page sizes, server caps, ``since`` and ``until`` anywhere, hostile text
+keys. Every
 row after ``since`` arrives exactly once, in order, identically on both paths."""
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ _TEXT_KEYS = st.text(
 
 
 def _read_both(
-    connector: SupabaseSettings, table: Any, since: Any
+    connector: SupabaseSettings, table: Any, since: Any, until: Any = None
 ) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
     with RestReader(connector, sleep=lambda _: None) as rest, PostgresReader(connector) as direct:
-        return list(rest.read_changed(table, since)), list(direct.read_changed(table, since))
+        return (
+            list(rest.read_changed(table, since, until=until)),
+            list(direct.read_changed(table, since, until=until)),
+        )
 
 
 def _check(
@@ -80,6 +84,7 @@ def test_integer_keys_with_duplicate_timestamps_page_exactly(
     )
     slots = data.draw(st.lists(st.integers(0, distinct - 1), min_size=count, max_size=count))
     since_slot = data.draw(st.none() | st.integers(-1, distinct), label="since slot")
+    until_slot = data.draw(st.none() | st.integers(-1, distinct), label="until slot")
 
     # One microsecond apart: a keyset value that lost precision would skip or repeat rows.
     stamps = [BASE + timedelta(microseconds=s) for s in slots]
@@ -92,12 +97,15 @@ def test_integer_keys_with_duplicate_timestamps_page_exactly(
     postgrest.state.config.max_rows = cap
     requests_before = len(postgrest.state.requests)
     since = None if since_slot is None else BASE + timedelta(microseconds=since_slot)
+    until = None if until_slot is None else BASE + timedelta(microseconds=until_slot)
 
     connector = settings.model_copy(update={"page_size": page_size})
-    rest_pages, direct_pages = _read_both(connector, REQUESTS, since)
+    rest_pages, direct_pages = _read_both(connector, REQUESTS, since, until)
 
     expected = sorted(
-        (t, i) for i, t in zip(ids, stamps, strict=True) if since is None or t > since
+        (t, i)
+        for i, t in zip(ids, stamps, strict=True)
+        if (since is None or t > since) and (until is None or t <= until)
     )
     _check(rest_pages, direct_pages, [i for _, i in expected], page_size, cap, "id")
     served = min(page_size, cap or page_size)

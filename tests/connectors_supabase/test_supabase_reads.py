@@ -125,6 +125,23 @@ def test_incremental_read_returns_rows_strictly_after_since(
     pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
 
 
+def test_until_bounds_the_read_inclusively_on_both_paths(
+    app_db: str, settings: SupabaseSettings
+) -> None:
+    _fill(app_db, 40)
+    since = BASE + timedelta(seconds=2, microseconds=14)  # rows 7-9 share this stamp
+    until = BASE + timedelta(seconds=9, microseconds=63)  # rows 27-29 share this one
+    with PostgresReader(settings) as direct, RestReader(settings) as rest:
+        ours = read_all(direct, REQUESTS, since, until=until)
+        theirs = read_all(rest, REQUESTS, since, until=until)
+    expected = _expected(app_db, since)
+    expected = expected[expected["updated_at"] <= until]
+    assert len(expected) == 30 - 9
+    assert ours["id"].tolist() == expected["id"].tolist()
+    assert ours["updated_at"].max() == pd.Timestamp(until)
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+
+
 def test_since_in_another_zone_means_the_same_instant(
     app_db: str, settings: SupabaseSettings
 ) -> None:
@@ -225,8 +242,10 @@ def test_a_naive_since_is_refused_before_anything_is_sent(
     settings: SupabaseSettings, postgrest: RunningDouble
 ) -> None:
     for reader in (RestReader(settings), PostgresReader(settings)):
-        with reader, pytest.raises(InvalidRequestError, match="aware datetime"):
+        with reader, pytest.raises(InvalidRequestError, match="since must be an aware"):
             next(reader.read_changed(REQUESTS, datetime(2026, 1, 1)))
+        with pytest.raises(InvalidRequestError, match="until must be an aware"):
+            next(reader.read_changed(REQUESTS, None, until=datetime(2026, 1, 1)))
     assert postgrest.state.requests == []
 
 
