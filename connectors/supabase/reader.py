@@ -51,6 +51,14 @@ class AppTableReader(Protocol):
         """
         ...
 
+    def check_access(self, table: AppTable) -> None:
+        """Read at most one row of ``table``, to fail before a run starts.
+
+        Raises:
+            AuthError, FatalError, RetryableError: as ``read_changed``.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections the reader opened itself."""
         ...

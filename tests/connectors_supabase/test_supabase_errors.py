@@ -322,3 +322,11 @@ def test_a_server_ignoring_the_keyset_filter_stops_the_read(
     one_row = settings.model_copy(update={"page_size": 1})
     with _rest(one_row) as rest, pytest.raises(FatalError, match="same row again"):
         list(rest.read_changed(REQUESTS))
+
+
+def test_check_access_fails_early_on_both_paths(settings: SupabaseSettings) -> None:
+    with PostgresReader(settings) as direct, _rest(settings) as rest:
+        for reader in (direct, rest):
+            reader.check_access(REQUESTS)  # an empty table is fine
+            with pytest.raises(FatalError, match="ghost_table"):
+                reader.check_access(GHOST)
