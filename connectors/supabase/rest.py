@@ -141,8 +141,9 @@ class RestReader:
             yield table.frame(_by_column(table, rows), source="rest")
             if total is not None and len(rows) >= total:
                 return  # the count was of the rows left: this page held them all
-            if len(rows) < page_size and not cap_reported:
-                # The server's max-rows (or a count-less end): page on from the last row.
+            if total is not None and len(rows) < page_size and not cap_reported:
+                # Rows are left, yet fewer came than asked: the server's max-rows. Keyset
+                # paging goes on from the last row whatever the page's size.
                 cap_reported = True
                 log.info(
                     "Supabase returned %d rows of %s where %d were asked (its max-rows cap); "

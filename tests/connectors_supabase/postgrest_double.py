@@ -68,6 +68,8 @@ class DoubleConfig:
             May be changed while the server runs.
         schemas: the exposed schemas; the first is the default.
         timezone: the session ``TimeZone`` timestamps are rendered in.
+        counts: False to ignore ``Prefer: count=exact`` (``Content-Range: 0-9/*``), as a
+            proxy that drops the header would.
     """
 
     db_url: str
@@ -75,6 +77,7 @@ class DoubleConfig:
     max_rows: int | None = None
     schemas: tuple[str, ...] = ("public",)
     timezone: str = "UTC"
+    counts: bool = True
 
 
 @dataclass
@@ -428,7 +431,7 @@ def _answer(state: DoubleState, request: Request, table: str) -> tuple[Response,
         if state.config.max_rows is not None:
             capped = lower + state.config.max_rows - 1
             upper = capped if upper is None else min(upper, capped)
-        count_wanted = "count=exact" in request.headers.get("prefer", "")
+        count_wanted = state.config.counts and "count=exact" in request.headers.get("prefer", "")
 
         source = sql.Identifier(schema, table)
         where = (

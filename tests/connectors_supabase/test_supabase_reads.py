@@ -176,6 +176,21 @@ def test_pages_cut_by_the_server_cap_still_deliver_every_row_once(
     assert [r.status for r in asked] == [206] * 13 + [200]
 
 
+def test_without_a_count_short_pages_are_followed_until_an_empty_one(
+    app_db: str, settings: SupabaseSettings, postgrest: RunningDouble
+) -> None:
+    _fill(app_db, 20)
+    postgrest.state.config.max_rows = 6  # below the page size of 7
+    postgrest.state.config.counts = False
+    with RestReader(settings) as rest, PostgresReader(settings) as direct:
+        pages = list(rest.read_changed(REQUESTS))
+        reference = read_all(direct, REQUESTS)
+    assert [len(p) for p in pages] == [6, 6, 6, 2]
+    pd.testing.assert_frame_equal(pd.concat(pages, ignore_index=True), reference)
+    asked = [r for r in postgrest.state.requests if r.table == REQUESTS.name]
+    assert [r.rows for r in asked] == [6, 6, 6, 2, 0]  # the empty answer ends the read
+
+
 def test_many_rows_sharing_one_updated_at_page_by_key(
     app_db: str, settings: SupabaseSettings, postgrest: RunningDouble
 ) -> None:
