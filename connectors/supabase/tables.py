@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -95,7 +96,10 @@ class AppTable:
             )
         ordered = {self.key: kinds.get(self.key, Kind.TEXT), self.cursor: Kind.TIMESTAMP}
         ordered.update((k, v) for k, v in kinds.items() if k not in ordered)
-        object.__setattr__(self, "columns", ordered)
+        object.__setattr__(self, "columns", MappingProxyType(ordered))
+
+    def __hash__(self) -> int:
+        return hash((self.schema, self.name, self.key, self.cursor, tuple(self.columns.items())))
 
     @property
     def qualified_name(self) -> str:

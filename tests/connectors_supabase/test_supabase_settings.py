@@ -116,3 +116,17 @@ def test_the_connector_names_what_its_path_lacks() -> None:
 def test_a_bad_table_spec_is_refused_naming_the_part(spec: dict[str, object], match: str) -> None:
     with pytest.raises(InvalidRequestError, match=match):
         AppTable(**spec)  # type: ignore[arg-type]
+
+
+def test_a_table_spec_is_frozen_data_with_key_and_cursor_first() -> None:
+    spec = AppTable("t", key="id", columns={"note": Kind.TEXT, "id": Kind.INTEGER})
+    assert spec.column_names == ("id", "updated_at", "note")
+    assert dict(spec.columns) == {"id": Kind.INTEGER, "updated_at": Kind.TIMESTAMP, "note": "text"}
+    assert {spec: 1}[AppTable("t", key="id", columns={"note": "text", "id": "integer"})] == 1
+    with pytest.raises(TypeError):
+        spec.columns["other"] = Kind.TEXT  # type: ignore[index]
+    assert spec.empty_frame().dtypes.astype(str).tolist() == [
+        "Int64",
+        "datetime64[us, UTC]",
+        "string",
+    ]
