@@ -14,9 +14,9 @@ metadata = sa.MetaData()
 TS = UTCDateTime()
 
 #: Request statuses the app sets.
-DRAFT, READY_TO_COMMIT, CANCELLED = "draft", "ready_to_commit", "cancelled"
+REQUEST_STATUSES = DRAFT, READY_TO_COMMIT, CANCELLED = "draft", "ready_to_commit", "cancelled"
 #: Sync statuses write-back sets.
-PENDING, SYNCED, FAILED, CONFLICT = "pending", "synced", "failed", "conflict"
+SYNC_STATUSES = PENDING, SYNCED, FAILED, CONFLICT = "pending", "synced", "failed", "conflict"
 
 requests = sa.Table(
     "purchase_order_requests",
