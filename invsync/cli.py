@@ -175,7 +175,7 @@ def _preflight(settings: Any) -> None:
     if not _verbose:
         retries.setLevel(logging.ERROR)
     try:
-        check_warehouse(settings.warehouse_url)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
         with FinaleClient(settings.finale()) as client:
             check_finale(client)
     except PreflightError as exc:
@@ -269,8 +269,8 @@ def _statuses(settings: Any, names: list[str] | None = None) -> list[dict[str, A
     from warehouse.db import create_warehouse_engine
     from warehouse.migrate import upgrade
 
-    upgrade(settings.warehouse_url)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             rows = all_statuses(conn, quarantine_ratio=settings.quarantine_fail_ratio)
@@ -312,8 +312,10 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     except ConfigError as exc:
         _fail(str(exc))
         return
-    upgrade(settings.warehouse_url, revision)
-    typer.echo(f"warehouse at revision {current_revision(settings.warehouse_url)}")
+    upgrade(settings.warehouse_url, revision, schema=settings.warehouse_schema)
+    typer.echo(
+        f"warehouse at revision {current_revision(settings.warehouse_url, schema=settings.warehouse_schema)}"
+    )
 
 
 @app.command()
