@@ -303,18 +303,55 @@ def status(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head",
+    api: Annotated[
+        bool,
+        typer.Option(
+            "--api",
+            help="Also create the read-only views the app reads through Supabase's REST API, "
+            "and their role (PostgreSQL 15+; see the README).",
+        ),
+    ] = False,
+) -> None:
     """Apply the warehouse migrations (also done automatically before each sync)."""
-    from warehouse.migrate import current_revision, upgrade
+    from warehouse.migrate import WarehouseElsewhere, current_revision, upgrade
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         _fail(str(exc))
         return
-    upgrade(settings.warehouse_url, revision, schema=settings.warehouse_schema)
+    if api and revision != "head":
+        _fail(f"--api needs the warehouse at head; leave out the revision {revision!r}")
+    url, schema = settings.warehouse_url, settings.warehouse_schema
+    try:
+        upgrade(url, revision, schema=schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
+    typer.echo(f"warehouse at revision {current_revision(url, schema=schema)}")
+    if api:
+        _install_api(settings)
+
+
+def _install_api(settings: Any) -> None:
+    from warehouse.api import ApiSetupError, install_api
+
+    try:
+        done = install_api(
+            settings.warehouse_url,
+            schema=settings.warehouse_schema,
+            api_schema=settings.warehouse_api_schema,
+            reader_role=settings.warehouse_api_role,
+        )
+    except ApiSetupError as exc:
+        _fail(str(exc), code=1)
+        return
+    granted = " (granted to authenticator)" if done.granted_to_authenticator else ""
     typer.echo(
-        f"warehouse at revision {current_revision(settings.warehouse_url, schema=settings.warehouse_schema)}"
+        f"API views in schema {done.api_schema}: {', '.join(done.views)}; readable by role "
+        f"{done.reader_role}{granted} only. On Supabase, add {done.api_schema} to the exposed "
+        "schemas (Project Settings > Data API)."
     )
 
 

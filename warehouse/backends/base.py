@@ -46,6 +46,7 @@ class WarehouseBackend(ABC):
         ``schema`` is where the warehouse's tables live, on databases that have schemas.
         """
 
+    @abstractmethod
     def create_schema(self, conn: sa.Connection, schema: str) -> None:
         """Create the warehouse's ``schema`` if it is missing (databases without: nothing)."""
 

@@ -223,10 +223,10 @@ class PostgresBackend(WarehouseBackend):
         run never blocks the next one.
         """
         with engine.connect() as conn:
-            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one_or_none()
-            key = _lock_key(entity, schema)
             default = conn.default_isolation_level
             conn.execution_options(isolation_level="AUTOCOMMIT")
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one_or_none()
+            key = _lock_key(entity, schema)
             while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 wait()
             # The block may run transactions on this connection (the lock is per session).

@@ -76,6 +76,9 @@ class SqliteBackend(WarehouseBackend):
 
         return engine
 
+    def create_schema(self, conn: sa.Connection, schema: str) -> None:
+        """Nothing: a SQLite file has one namespace."""
+
     # --- staging tables ---------------------------------------------------------------------
 
     def transaction_failed(self, conn: sa.Connection) -> bool:
