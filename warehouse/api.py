@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from schemas.tables import metadata
 from warehouse.backends import backend_for
 from warehouse.db import DEFAULT_SCHEMA, create_warehouse_engine
 from warehouse.migrate import upgrade
@@ -121,6 +122,7 @@ def install_api(
     api_schema: str = DEFAULT_API_SCHEMA,
     reader_role: str = DEFAULT_READER_ROLE,
     authenticator: str = AUTHENTICATOR,
+    api_roles: tuple[str, ...] = SUPABASE_API_ROLES,
 ) -> ApiInstalled:
     """Upgrade the warehouse, then create (or recreate) its API views, role and policies.
 
@@ -130,6 +132,8 @@ def install_api(
         api_schema: ``WAREHOUSE_API_SCHEMA``, where the views go (created if missing).
         reader_role: ``WAREHOUSE_API_ROLE``, the read-only role (created if missing).
         authenticator: The role that switches to the reader (granted it when it exists).
+        api_roles: Roles that must get nothing (Supabase's ``anon`` and ``authenticated``;
+            those that do not exist are skipped).
 
     Returns:
         What was set up.
@@ -160,7 +164,7 @@ def install_api(
         try:
             with engine.begin() as conn:
                 backend_for(conn).migration_lock(conn)
-                return _install(conn, schema, api_schema, reader_role, authenticator)
+                return _install(conn, schema, api_schema, reader_role, authenticator, api_roles)
         except sa.exc.DBAPIError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
             raise ApiSetupError(
@@ -174,7 +178,12 @@ def install_api(
 
 
 def _install(
-    conn: sa.Connection, schema: str, api_schema: str, reader_role: str, authenticator: str
+    conn: sa.Connection,
+    schema: str,
+    api_schema: str,
+    reader_role: str,
+    authenticator: str,
+    api_roles: tuple[str, ...],
 ) -> ApiInstalled:
     version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
     shown_version = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
@@ -186,7 +195,7 @@ def _install(
         )
     quote = conn.dialect.identifier_preparer.quote_identifier
     w, api, reader = quote(schema), quote(api_schema), quote(reader_role)
-    existing = _existing_roles(conn, (reader_role, authenticator, *SUPABASE_API_ROLES))
+    existing = _existing_roles(conn, (reader_role, authenticator, *api_roles))
 
     role = existing.get(reader_role)
     if role is None:
@@ -199,10 +208,13 @@ def _install(
     granted = authenticator in existing
     if granted:
         conn.exec_driver_sql(f"GRANT {reader} TO {quote(authenticator)}")
-    nobody = ", ".join(["PUBLIC", *(quote(r) for r in SUPABASE_API_ROLES if r in existing)])
+    nobody = ", ".join(["PUBLIC", *(quote(r) for r in api_roles if r in existing)])
 
-    # The warehouse's schema: nobody but its owner may look names up in it.
+    # The warehouse's schema: nobody but its owner may look names up in it, and none of
+    # its tables is granted to anyone a default privilege may have given it to.
     conn.exec_driver_sql(f"REVOKE ALL ON SCHEMA {w} FROM {nobody}, {reader}")
+    for table in (*metadata.tables, "alembic_version"):
+        conn.exec_driver_sql(f"REVOKE ALL ON {w}.{quote(table)} FROM {nobody}, {reader}")
     for table in BASE_TABLES:
         policy = quote(f"{reader_role}_read")
         conn.exec_driver_sql(f"ALTER TABLE {w}.{quote(table)} ENABLE ROW LEVEL SECURITY")
@@ -211,7 +223,6 @@ def _install(
             f"CREATE POLICY {policy} ON {w}.{quote(table)} FOR SELECT TO {reader}"
             " USING (deleted_at IS NULL)"
         )
-        conn.exec_driver_sql(f"REVOKE ALL ON {w}.{quote(table)} FROM {nobody}, {reader}")
         conn.exec_driver_sql(f"GRANT SELECT ON {w}.{quote(table)} TO {reader}")
 
     conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {api}")
