@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -281,3 +282,41 @@ def test_sqlite_ignores_the_schema(sqlite_url: str) -> None:
         assert set(sa.inspect(engine).get_table_names()) == {*metadata.tables, "alembic_version"}
     finally:
         engine.dispose()
+
+
+def _readme_move_sql() -> str:
+    """The SQL block of the README's upgrade notes that moves a warehouse out of public."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    notes = readme[readme.index("## Upgrade notes") :]
+    return notes[
+        notes.index("```sql") + len("```sql") : notes.index("```", notes.index("```sql") + 6)
+    ]
+
+
+def test_the_readme_moves_an_old_public_warehouse_into_inventory_whole(
+    pg_url: str,
+    engines: Callable[[str, str], sa.Engine],
+    make_products: Callable[..., pd.DataFrame],
+) -> None:
+    upgrade(pg_url, schema="public")
+    with engines(pg_url, "public").begin() as conn:
+        load_chunk(conn, products, make_products(7), synced_at=T1)
+
+    admin = sa.create_engine(pg_url)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(_readme_move_sql())  # BEGIN ... COMMIT
+            conn.commit()
+    finally:
+        admin.dispose()
+    _app_table_in_public(pg_url)  # public is the app's again
+
+    assert upgrade(pg_url, schema="inventory") == head_revision()
+    objects = _objects(pg_url)
+    assert {name for name, kind in objects["public"] if kind == "r"} == {"products"}
+    assert {name for name, kind in objects["inventory"] if kind == "r"} == {
+        *metadata.tables,
+        "alembic_version",
+    }
+    with engines(pg_url, "inventory").connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(products)).scalar_one() == 7
