@@ -267,9 +267,12 @@ def sync(
 def _statuses(settings: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
     from pipeline.status import all_statuses
     from warehouse.db import create_warehouse_engine
-    from warehouse.migrate import upgrade
+    from warehouse.migrate import WarehouseElsewhere, upgrade
 
-    upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    try:
+        upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
     engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:

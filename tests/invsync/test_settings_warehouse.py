@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from invsync.cli import app
 from invsync.settings import ConfigError, load_settings
+from pipeline.preflight import PreflightError, check_warehouse
 from warehouse.db import create_warehouse_engine
+from warehouse.migrate import upgrade
 
 PASSWORD = "pa55-w0rd-XYZ"
 POOLER_HOST = "aws-0-eu-central-1.pooler.supabase.com"
@@ -160,3 +162,29 @@ def test_cli_db_upgrade_migrates_into_the_configured_schema(
             assert set(schemas) == {"acme_wh"}
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "upgrade"]])
+def test_cli_names_the_setting_for_a_warehouse_left_in_public(
+    monkeypatch: pytest.MonkeyPatch, pg_url: str, command: list[str]
+) -> None:
+    upgrade(pg_url, schema="public")  # as every version before WAREHOUSE_SCHEMA did
+    monkeypatch.setenv("WAREHOUSE_URL", pg_url)
+
+    result = CliRunner().invoke(app, command)
+
+    assert result.exit_code == 1, result.output
+    assert "set WAREHOUSE_SCHEMA=public" in result.output
+    assert "Traceback" not in result.output
+    monkeypatch.setenv("WAREHOUSE_SCHEMA", "public")
+    assert CliRunner().invoke(app, command).exit_code == 0
+
+
+def test_preflight_names_the_setting_for_a_warehouse_left_in_public(pg_url: str) -> None:
+    upgrade(pg_url, schema="public")
+
+    with pytest.raises(
+        PreflightError, match=r"WAREHOUSE_SCHEMA=inventory.*set WAREHOUSE_SCHEMA=public"
+    ):
+        check_warehouse(pg_url, schema="inventory")
+    check_warehouse(pg_url, schema="public")
