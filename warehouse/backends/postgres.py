@@ -94,12 +94,13 @@ class PostgresBackend(WarehouseBackend):
         ``WAREHOUSE_SCHEMA`` existed."""
         if schema == "public":
             return None
+        here = conn.dialect.identifier_preparer.quote_identifier(schema)
         found = conn.execute(
             sa.text(
                 "SELECT to_regclass(:here) IS NULL AND to_regclass('public.alembic_version')"
                 " IS NOT NULL AND to_regclass('public.sync_runs') IS NOT NULL"
             ),
-            {"here": f'"{schema}".alembic_version'},
+            {"here": f"{here}.alembic_version"},
         ).scalar_one()
         return "public" if found else None
 
