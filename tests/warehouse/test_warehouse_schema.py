@@ -238,6 +238,17 @@ def test_entity_locks_are_per_warehouse_schema(
     assert isinstance(outcome["a"], EntityLocked)  # the same warehouse: blocked
 
 
+def test_a_lock_taken_before_the_schema_exists_still_excludes_runs_on_that_schema(
+    pg_url: str, engines: Callable[[str, str], sa.Engine]
+) -> None:
+    early, later = engines(pg_url, "shop_c"), engines(pg_url, "shop_c")
+
+    with entity_lock(early, "products"):  # nothing migrated yet: shop_c does not exist
+        upgrade(pg_url, schema="shop_c")
+        with pytest.raises(EntityLocked), entity_lock(later, "products"):
+            pass
+
+
 def test_an_old_warehouse_in_public_is_refused_by_name_and_keeps_working_as_public(
     pg_url: str,
     engines: Callable[[str, str], sa.Engine],

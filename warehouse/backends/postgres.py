@@ -226,8 +226,7 @@ class PostgresBackend(WarehouseBackend):
         with engine.connect() as conn:
             default = conn.default_isolation_level
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one_or_none()
-            key = _lock_key(entity, schema)
+            key = _lock_key(entity, _warehouse_schema(conn))
             while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 wait()
             # The block may run transactions on this connection (the lock is per session).
@@ -372,6 +371,21 @@ def _copy_new(
 def _timestamp_text(value: datetime) -> str:
     """COPY text of a ``timestamptz``: the UTC instant with an explicit offset."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _warehouse_schema(conn: sa.Connection) -> str | None:
+    """The schema of the warehouse this session works on.
+
+    Our engines set ``search_path`` to that one schema, which names it even before it
+    exists (a lock may be taken before the first migration); any other session's is its
+    ``current_schema()``.
+    """
+    path, current = conn.execute(
+        sa.text("SELECT current_setting('search_path'), current_schema()")
+    ).one()
+    if "," not in path and not path.startswith("$"):
+        return str(path).strip().strip('"')
+    return current if current is None else str(current)
 
 
 def _lock_key(entity: str, schema: str | None) -> int:
