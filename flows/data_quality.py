@@ -26,8 +26,8 @@ def data_quality_report(hours: int = 24, output_dir: str = "data/reports") -> di
     from reporting.artifacts import publish_quality_report
 
     settings = load_settings()
-    upgrade(settings.warehouse_url)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             report = quality_report(conn, hours=hours)

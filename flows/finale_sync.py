@@ -229,8 +229,10 @@ def sync_entity(
         overlap_minutes=overlap_minutes,
     )
     run_id = run_id or str(uuid.uuid4())
-    upgrade(settings.warehouse_url)  # cheap when current; this flow may run on its own
-    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(
+        settings.warehouse_url, schema=settings.warehouse_schema
+    )  # cheap when current; this flow may run on its own
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
@@ -332,7 +334,7 @@ def _mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
     """on_crashed hook: the process died mid-run; close its 'running' rows as crashed."""
     try:
         settings = load_settings()
-        engine = create_warehouse_engine(settings.warehouse_url)
+        engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
         with engine.begin() as conn:
             runs.mark_crashed(
                 conn,
@@ -474,12 +476,12 @@ def sync_entities(specs: list[EntitySpec], **params: Any) -> SyncSummary:
         # A dead warehouse, a rejected key or an unreachable source fails the run once,
         # here, rather than every entity in turn. (A missing setting raises ConfigError,
         # naming the variable.)
-        check_warehouse(settings.warehouse_url)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
         _check_source(settings, specs)
     except PreflightError as exc:
         logger.error("sync not started: %s", exc)
         raise SyncFailed(f"not started: {exc}") from None
-    engine = create_warehouse_engine(settings.warehouse_url)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     for entity, reason in _close_dead_runs(engine):
         logger.warning("%s: a run was left 'running' and is marked crashed: %s", entity, reason)
     with engine.begin() as conn:

@@ -180,7 +180,7 @@ def _preflight(settings: Any) -> None:
     if not _verbose:
         retries.setLevel(logging.ERROR)
     try:
-        check_warehouse(settings.warehouse_url)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
         with FinaleClient(settings.finale()) as client:
             check_finale(client)
     except PreflightError as exc:
@@ -272,10 +272,13 @@ def sync(
 def _statuses(settings: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
     from pipeline.status import all_statuses
     from warehouse.db import create_warehouse_engine
-    from warehouse.migrate import upgrade
+    from warehouse.migrate import WarehouseElsewhere, upgrade
 
-    upgrade(settings.warehouse_url)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    try:
+        upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             rows = all_statuses(conn, quarantine_ratio=settings.quarantine_fail_ratio)
@@ -318,8 +321,18 @@ def db_upgrade(
             "SUPABASE_DB_URL instead of the warehouse.",
         ),
     ] = False,
+    api: Annotated[
+        bool,
+        typer.Option(
+            "--api",
+            help="Also create the read-only views the app reads through Supabase's REST API, "
+            "and their role (PostgreSQL 15+; see the README).",
+        ),
+    ] = False,
 ) -> None:
     """Apply the warehouse migrations (also done automatically before each sync)."""
+    from warehouse.migrate import WarehouseElsewhere, current_revision, upgrade
+
     try:
         settings = load_settings()
         app_url = settings.app_db_url() if app_tables else None
@@ -329,10 +342,37 @@ def db_upgrade(
     if app_url is not None:
         _upgrade_app_tables(app_url, revision)
         return
-    from warehouse.migrate import current_revision, upgrade
+    if api and revision != "head":
+        _fail(f"--api needs the warehouse at head; leave out the revision {revision!r}")
+    url, schema = settings.warehouse_url, settings.warehouse_schema
+    try:
+        upgrade(url, revision, schema=schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
+    typer.echo(f"warehouse at revision {current_revision(url, schema=schema)}")
+    if api:
+        _install_api(settings)
 
-    upgrade(settings.warehouse_url, revision)
-    typer.echo(f"warehouse at revision {current_revision(settings.warehouse_url)}")
+
+def _install_api(settings: Any) -> None:
+    from warehouse.api import ApiSetupError, install_api
+
+    try:
+        done = install_api(
+            settings.warehouse_url,
+            schema=settings.warehouse_schema,
+            api_schema=settings.warehouse_api_schema,
+            reader_role=settings.warehouse_api_role,
+        )
+    except ApiSetupError as exc:
+        _fail(str(exc), code=1)
+        return
+    granted = " (granted to authenticator)" if done.granted_to_authenticator else ""
+    typer.echo(
+        f"API views in schema {done.api_schema}: {', '.join(done.views)}; readable by role "
+        f"{done.reader_role}{granted} only. On Supabase, add {done.api_schema} to the exposed "
+        "schemas (Project Settings > Data API)."
+    )
 
 
 def _upgrade_app_tables(url: str, revision: str) -> None:

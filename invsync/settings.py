@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -49,6 +56,10 @@ class Settings(BaseSettings):
     finale_max_entities_per_response: int = Field(default=120_000, gt=0)
 
     warehouse_url: str = DEFAULT_WAREHOUSE_URL
+    # PostgreSQL only (SQLite ignores them); see the README's "Supabase" section.
+    warehouse_schema: str = "inventory"
+    warehouse_api_schema: str = "api"
+    warehouse_api_role: str = "inventory_reader"
 
     # The app's Supabase database (PostgreSQL), issue 11: purchase-order requests written back
     # to Finale, and the direct path of reading app tables. Secret-typed: the URL usually
@@ -114,7 +125,7 @@ class Settings(BaseSettings):
     def _sqlalchemy_url(cls, value: str) -> str:
         from sqlalchemy.exc import ArgumentError
 
-        from warehouse.db import normalize_url
+        from warehouse.db import normalize_url, transaction_pooler_problem
 
         examples = (
             "use e.g. postgresql://user:password@host:5432/db (postgres:// and "
@@ -126,6 +137,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a database URL; {examples}") from exc
         if url.get_backend_name() not in ("postgresql", "sqlite"):
             raise ValueError(f"{url.get_backend_name()!r} warehouses are not supported; {examples}")
+        problem = transaction_pooler_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
         return url.render_as_string(hide_password=False)
 
     def app_db_url(self) -> str:
@@ -156,6 +170,23 @@ class Settings(BaseSettings):
                 f"SUPABASE_DB_URL must be a PostgreSQL URL, not {url.get_backend_name()!r}: {hint}"
             )
         return url.render_as_string(hide_password=False)
+
+    @field_validator("warehouse_schema", "warehouse_api_schema", "warehouse_api_role")
+    @classmethod
+    def _plain_name(cls, value: str, info: ValidationInfo) -> str:
+        from warehouse.db import check_identifier
+
+        return check_identifier(value, (info.field_name or "").upper())
+
+    @model_validator(mode="after")
+    def _api_apart_from_warehouse(self) -> Settings:
+        if self.warehouse_api_schema == self.warehouse_schema:
+            raise ValueError(
+                f"WAREHOUSE_API_SCHEMA and WAREHOUSE_SCHEMA are both {self.warehouse_schema!r}; "
+                "the views the app reads must be in a schema of their own (default 'api'), "
+                "or the REST API would expose the warehouse's tables"
+            )
+        return self
 
     def finale(self) -> FinaleSettings:
         """Validate and return the Finale connection settings.
@@ -262,5 +293,5 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-            lines.append(f"{name}: {err['msg']}")
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
