@@ -111,7 +111,7 @@ def finale_backfill(
         raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
     settings = load_settings()
     settings.finale()
-    upgrade(settings.warehouse_url)
+    upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
     specs = [s for s in resolve_entities(entities) if s.incremental]
     names = [s.name for s in specs]
     bid = backfill_id(names, since, until)
@@ -119,7 +119,7 @@ def finale_backfill(
         since, until, settings.sync_window_days, ZoneInfo(settings.finale_timezone)
     )
     total = len(windows) * len(specs)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     progress = ProgressArtifact(key=f"backfill-{bid}", description=f"Backfill {bid}")
     done = 0
     summary = BackfillSummary(bid, windows=total, skipped=0, entities={n: {} for n in names})

@@ -51,8 +51,8 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
     config = load_dq_config(settings.dq_config)  # a bad key stops the report, named
     location = open_location(settings.analytics_url)
     report_id = report_id or str(flow_run.id or uuid.uuid4())
-    upgrade(settings.warehouse_url)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         before = health_of_all(engine, settings.quarantine_fail_ratio)
         report = run_quality_checks(engine, config, report_id)

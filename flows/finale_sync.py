@@ -1,4 +1,4 @@
-"""The ``finale-sync`` flow: one subflow per entity, in dependency order.
+"""The ``finale-sync`` and ``supabase-sync`` flows: one subflow per entity, in dependency order.
 
 Flows only compose: settings are loaded here at the edge, the work is in ``pipeline/`` and
 ``tasks/``. A failed entity does not stop the others (its dependants still run on the data
@@ -29,9 +29,11 @@ from prefect.settings import (
 
 from connectors.finale import FinaleClient
 from connectors.finale.ratelimit import RateLimiter
+from connectors.supabase import AppTable, Kind, SupabaseError, open_reader
+from connectors.supabase.source import AppTableSource
 from flows.limits import shared_limit_exists
 from invsync.settings import Settings, load_settings
-from pipeline.entities import ENTITIES, resolve_entities
+from pipeline.entities import APP_ENTITIES, EntitySpec, entity_spec, resolve_entities
 from pipeline.preflight import PreflightError, check_finale, check_warehouse
 from pipeline.sync import EntityRunResult, EntitySync, SyncOptions
 from tasks.dq_tasks import check_after_sync
@@ -48,7 +50,7 @@ ENTITY_TIMEOUT_SECONDS = 4 * 3600
 
 #: The project's own loggers: their lines (retries, rate-limit pauses, window splits) belong
 #: in the flow run's logs in the Prefect UI, not only in the worker's terminal.
-PROJECT_LOGGERS = ("connectors", "pipeline", "warehouse")
+PROJECT_LOGGERS = ("connectors", "pipeline", "warehouse", "writeback")
 
 
 class SyncFailed(Exception):
@@ -104,6 +106,44 @@ def _finale_client(settings: Settings) -> FinaleClient:
 
     limiter = RateLimiter.per_minute(finale.rate_limit_per_minute, shared=shared)
     return FinaleClient(finale, limiter=limiter)
+
+
+def _app_source(settings: Settings, specs: list[EntitySpec]) -> AppTableSource:
+    """The app's tables (Supabase) the given specs read, through the configured path."""
+    tables = {
+        spec.collection: AppTable(
+            spec.collection,
+            key=spec.key_field,
+            cursor=spec.cursor_field or "updated_at",
+            columns={name: Kind(kind) for name, kind in spec.source_columns.items()},
+        )
+        for spec in specs
+    }
+    return AppTableSource(open_reader(settings.supabase()), tables)
+
+
+def _open_source(settings: Settings, specs: list[EntitySpec]) -> Any:
+    """The record source of ``specs`` (all of one ``source``), as a context manager."""
+    (source,) = {spec.source for spec in specs}
+    if source == "supabase":
+        return _app_source(settings, specs)
+    return _finale_client(settings)
+
+
+def _check_source(settings: Settings, specs: list[EntitySpec]) -> None:
+    """Fail before a run if the source of ``specs`` is unreachable or refuses the key.
+
+    Raises:
+        PreflightError: naming the source and what to do.
+    """
+    try:
+        with _open_source(settings, specs) as source:
+            if isinstance(source, AppTableSource):
+                source.check_access()
+            else:
+                check_finale(source)
+    except SupabaseError as exc:
+        raise PreflightError(f"Supabase: {exc}") from None
 
 
 def _skipped(run_id: str, entity: str, mode: str, engine: sa.Engine, reason: str) -> RunRecord:
@@ -178,7 +218,7 @@ def sync_entity(
     """
     logger = get_run_logger()
     settings = load_settings()
-    spec = ENTITIES[entity]
+    spec = entity_spec(entity)
     options = _options(
         settings,
         mode=mode,
@@ -190,8 +230,10 @@ def sync_entity(
         overlap_minutes=overlap_minutes,
     )
     run_id = run_id or str(uuid.uuid4())
-    upgrade(settings.warehouse_url)  # cheap when current; this flow may run on its own
-    engine = create_warehouse_engine(settings.warehouse_url)
+    upgrade(
+        settings.warehouse_url, schema=settings.warehouse_schema
+    )  # cheap when current; this flow may run on its own
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             previous_health = health_before(conn, entity, settings.quarantine_fail_ratio)
@@ -268,17 +310,17 @@ def _project_logs_to_run(flow_run_id: str | None) -> Iterator[None]:
 def _run_entity(
     settings: Settings,
     engine: sa.Engine,
-    spec: Any,
+    spec: EntitySpec,
     options: SyncOptions,
     run_id: str,
     parent_flow_run_id: str | None = None,
     conn: sa.Connection | None = None,
 ) -> EntityRunResult:
     with (
-        _finale_client(settings) as client,
+        _open_source(settings, [spec]) as source,
         EntitySync(
             spec,
-            client,
+            source,
             engine,
             run_id=run_id,
             options=options,
@@ -296,7 +338,7 @@ def _mark_crashed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) ->
     """on_crashed hook: the process died mid-run; close its 'running' rows as crashed."""
     try:
         settings = load_settings()
-        engine = create_warehouse_engine(settings.warehouse_url)
+        engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
         with engine.begin() as conn:
             runs.mark_crashed(
                 conn,
@@ -383,20 +425,67 @@ def finale_sync(
     Raises:
         SyncFailed: The run did not start, or an entity failed (``summary`` has them all).
     """
+    return sync_entities(
+        resolve_entities(entities),
+        mode=mode,
+        since=since,
+        until=until,
+        chunk_size=chunk_size,
+        dry_run=dry_run,
+    )
+
+
+@flow(name="supabase-sync", log_prints=True, on_crashed=[_mark_crashed])
+def supabase_sync(
+    entities: list[str] | None = None,
+    mode: str = "incremental",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_size: int | None = None,
+    dry_run: bool = False,
+) -> SyncSummary:
+    """Sync the app's tables in Supabase (default: all app entities) into the warehouse.
+
+    Args:
+        entities: app entity names (``pipeline.entities.APP_ENTITIES``).
+        mode, since, until, chunk_size, dry_run: as ``finale_sync``.
+
+    Returns:
+        The run id and each entity's record.
+
+    Raises:
+        SyncFailed: The run did not start, or an entity failed (``summary`` has them all).
+    """
+    return sync_entities(
+        resolve_entities(entities, APP_ENTITIES),
+        mode=mode,
+        since=since,
+        until=until,
+        chunk_size=chunk_size,
+        dry_run=dry_run,
+    )
+
+
+def sync_entities(specs: list[EntitySpec], **params: Any) -> SyncSummary:
+    """The body of a parent sync flow: check the warehouse and the source once, then one
+    ``sync_entity`` subflow per spec, then the run's artifacts.
+
+    Raises:
+        SyncFailed: The run did not start, or an entity failed (``summary`` has them all).
+    """
     logger = get_run_logger()
-    specs = resolve_entities(entities)
+    mode = params["mode"]
     settings = load_settings()
-    settings.finale()  # fail now, naming the variable, not halfway through the run
     try:
-        # A dead warehouse, a rejected key or an unreachable Finale fails the run once,
-        # here, rather than every entity in turn.
-        check_warehouse(settings.warehouse_url)
-        with _finale_client(settings) as client:
-            check_finale(client)
+        # A dead warehouse, a rejected key or an unreachable source fails the run once,
+        # here, rather than every entity in turn. (A missing setting raises ConfigError,
+        # naming the variable.)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
+        _check_source(settings, specs)
     except PreflightError as exc:
         logger.error("sync not started: %s", exc)
         raise SyncFailed(f"not started: {exc}") from None
-    engine = create_warehouse_engine(settings.warehouse_url)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     for entity, reason in _close_dead_runs(engine):
         logger.warning("%s: a run was left 'running' and is marked crashed: %s", entity, reason)
     with engine.begin() as conn:
@@ -413,19 +502,8 @@ def finale_sync(
     results: dict[str, RunRecord] = {}
     failures: list[str] = []
     for spec in specs:
-        # Settings are copied per subflow: a copy held across several made each later
-        # subflow wait ~2 s before it began (Prefect 3.9; measured).
         with without_heartbeat():
-            entity_state = sync_entity(
-                entity=spec.name,
-                mode=mode,
-                since=since,
-                until=until,
-                chunk_size=chunk_size,
-                dry_run=dry_run,
-                run_id=run_id,
-                return_state=True,
-            )
+            entity_state = sync_entity(entity=spec.name, run_id=run_id, return_state=True, **params)
         if entity_state.is_completed():
             record: RunRecord = entity_state.result()
             results[spec.name] = record

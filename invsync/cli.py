@@ -6,7 +6,8 @@ fault (``--verbose`` adds the traceback).
 
 Exit codes: 0 success; 1 a run failed (or could not start: warehouse or Finale unreachable,
 credentials rejected); 2 bad arguments or settings; 3 nothing failed but an entity was
-skipped because another run holds its lock.
+skipped because another run holds its lock. ``invsync writeback`` uses the same codes (1: a
+request failed; 3: another write-back run was in progress).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ from invsync.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:  # the help must not import the warehouse layer (sqlalchemy, numpy)
     from warehouse.runs import RunRecord, SyncSummary
+    from writeback.run import WritebackSummary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-db_app = typer.Typer(help="Warehouse schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Warehouse schema, or with --app the app-side tables (Alembic migrations).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 #: The entity names (``pipeline.entities.ENTITIES``, which the help must not import: pandas).
@@ -175,7 +180,7 @@ def _preflight(settings: Any) -> None:
     if not _verbose:
         retries.setLevel(logging.ERROR)
     try:
-        check_warehouse(settings.warehouse_url)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
         with FinaleClient(settings.finale()) as client:
             check_finale(client)
     except PreflightError as exc:
@@ -267,10 +272,13 @@ def sync(
 def _statuses(settings: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
     from pipeline.status import all_statuses
     from warehouse.db import create_warehouse_engine
-    from warehouse.migrate import upgrade
+    from warehouse.migrate import WarehouseElsewhere, upgrade
 
-    upgrade(settings.warehouse_url)
-    engine = create_warehouse_engine(settings.warehouse_url)
+    try:
+        upgrade(settings.warehouse_url, schema=settings.warehouse_schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
+    engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
             rows = all_statuses(conn, quarantine_ratio=settings.quarantine_fail_ratio)
@@ -303,17 +311,87 @@ def status(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head",
+    app_tables: Annotated[
+        bool,
+        typer.Option(
+            "--app",
+            help="Create or upgrade the app-side tables (purchase_order_requests, ...) in "
+            "SUPABASE_DB_URL instead of the warehouse.",
+        ),
+    ] = False,
+    api: Annotated[
+        bool,
+        typer.Option(
+            "--api",
+            help="Also create the read-only views the app reads through Supabase's REST API, "
+            "and their role (PostgreSQL 15+; see the README).",
+        ),
+    ] = False,
+) -> None:
     """Apply the warehouse migrations (also done automatically before each sync)."""
-    from warehouse.migrate import current_revision, upgrade
+    from warehouse.migrate import WarehouseElsewhere, current_revision, upgrade
 
     try:
         settings = load_settings()
+        app_url = settings.app_db_url() if app_tables else None
     except ConfigError as exc:
         _fail(str(exc))
         return
-    upgrade(settings.warehouse_url, revision)
-    typer.echo(f"warehouse at revision {current_revision(settings.warehouse_url)}")
+    if app_url is not None:
+        _upgrade_app_tables(app_url, revision)
+        return
+    if api and revision != "head":
+        _fail(f"--api needs the warehouse at head; leave out the revision {revision!r}")
+    url, schema = settings.warehouse_url, settings.warehouse_schema
+    try:
+        upgrade(url, revision, schema=schema)
+    except WarehouseElsewhere as exc:
+        _fail(str(exc), code=1)
+    typer.echo(f"warehouse at revision {current_revision(url, schema=schema)}")
+    if api:
+        _install_api(settings)
+
+
+def _install_api(settings: Any) -> None:
+    from warehouse.api import ApiSetupError, install_api
+
+    try:
+        done = install_api(
+            settings.warehouse_url,
+            schema=settings.warehouse_schema,
+            api_schema=settings.warehouse_api_schema,
+            reader_role=settings.warehouse_api_role,
+        )
+    except ApiSetupError as exc:
+        _fail(str(exc), code=1)
+        return
+    granted = " (granted to authenticator)" if done.granted_to_authenticator else ""
+    typer.echo(
+        f"API views in schema {done.api_schema}: {', '.join(done.views)}; readable by role "
+        f"{done.reader_role}{granted} only. On Supabase, add {done.api_schema} to the exposed "
+        "schemas (Project Settings > Data API)."
+    )
+
+
+def _upgrade_app_tables(url: str, revision: str) -> None:
+    import sqlalchemy as sa
+
+    from writeback.migrate import AppDatabaseError, upgrade_app
+    from writeback.preflight import shown_url
+
+    try:
+        done = upgrade_app(url, revision)
+    except AppDatabaseError as exc:
+        _fail(str(exc))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(
+            f"cannot migrate the app database at SUPABASE_DB_URL={shown_url(url)}: {reason}",
+            code=1,
+        )
+    typer.echo(f"app tables at revision {done}")
 
 
 @app.command()
@@ -371,6 +449,82 @@ def backfill(
     )
     for name, counts in outcome.entities.items():
         typer.echo(f"  {name:16} " + " ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+def run_writeback_flow(**params: Any) -> tuple[bool, WritebackSummary]:
+    """Run the ``supabase-to-finale`` flow; return (succeeded, its summary)."""
+    from datetime import UTC, datetime
+
+    from flows.supabase_to_finale import WritebackFailed, supabase_to_finale
+    from invsync.prefect_server import temporary_server
+    from writeback.run import WritebackSummary
+
+    _quiet_console()
+    with temporary_server(), _heartbeat_only_if_configured():
+        state = supabase_to_finale(**params, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, WritebackFailed):
+        summary = outcome.summary or WritebackSummary(run_id="", started_at=datetime.now(UTC))
+        if outcome.summary is None:
+            summary.finish("failed", str(outcome))
+        return False, summary
+    if isinstance(outcome, BaseException):
+        failed = WritebackSummary(run_id="", started_at=datetime.now(UTC))
+        return False, failed.finish("failed", str(outcome))
+    assert isinstance(outcome, WritebackSummary), f"got {type(outcome).__name__}"
+    return True, outcome
+
+
+@app.command()
+def writeback(
+    limit: Annotated[
+        int | None, typer.Option(help="Most requests to process in this run.", min=1)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary JSON.")] = False,
+) -> None:
+    """Push purchase-order requests from the app (SUPABASE_DB_URL) to Finale once
+    (exit 0 success, 1 a request or the run failed, 2 bad settings, 3 another run busy)."""
+    try:
+        settings = load_settings()
+        settings.finale()
+        app_url = settings.app_db_url()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    from pipeline.preflight import PreflightError
+    from writeback.preflight import check_app_database, check_catalogue
+
+    try:
+        check_app_database(app_url)
+    except PreflightError as exc:
+        _fail(str(exc), code=1)
+    _preflight(settings)
+    try:
+        check_catalogue(settings.warehouse_url)
+    except PreflightError as exc:
+        _fail(str(exc), code=1)
+    ok, summary = run_writeback_flow(limit=limit)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        for line in summary.requests:
+            why = f"  ({_first_line(line['error'])})" if line["error"] else ""
+            typer.echo(
+                f"request {line['request_id']:<8} {line['outcome']:10} "
+                f"{line['finale_order_id'] or '-':16} {line['finale_status'] or '-':16}{why}"
+            )
+        counts = " ".join(f"{name}={count}" for name, count in summary.counts.items())
+        typer.echo(f"write-back {summary.status}: {counts}")
+        if not ok or summary.status == "skipped":
+            color = typer.colors.RED if not ok else typer.colors.YELLOW
+            typer.secho(
+                f"write-back {summary.status}: {_first_line(summary.error or '')}",
+                fg=color,
+                err=True,
+            )
+    if not ok:
+        raise typer.Exit(1)
+    raise typer.Exit(EXIT_SKIPPED if summary.status == "skipped" else 0)
 
 
 @app.command()

@@ -123,7 +123,10 @@ def run_demo(
         for name, r in inc.entities.items():
             echo(_line(name, r))
 
-    engine = create_warehouse_engine(warehouse_url)
+    from invsync.settings import load_settings
+
+    # The schema the flows loaded into (WAREHOUSE_SCHEMA, from the same environment).
+    engine = create_warehouse_engine(warehouse_url, schema=load_settings().warehouse_schema)
     try:
         with engine.connect() as conn:
             echo("\n4. What changed in the warehouse")

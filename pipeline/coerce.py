@@ -15,6 +15,7 @@ one ``astype``) and every other kind is bad. What counts as "no value" in a disp
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -50,8 +51,8 @@ def _kind_of_type(kind: type) -> int:
         return _TEXT
     if issubclass(kind, int | np.integer):
         return _INTEGER
-    if issubclass(kind, float | np.floating):
-        return _FLOAT
+    if issubclass(kind, float | np.floating | Decimal):
+        return _FLOAT  # a numeric column of an app database arrives as Decimal
     return _MISSING if issubclass(kind, _MISSING_TYPES) else _OTHER
 
 
@@ -90,7 +91,8 @@ def _texts(
     rejects them anyway, a NUL character, which PostgreSQL text refuses); those are missing
     in the column.
     """
-    strings = np.where(take, values, None)
+    strings = np.full(len(values), None, dtype=object)
+    strings[take] = values[take]
     bad = np.zeros(len(values), dtype=bool)
     try:
         texts = pa.array(strings, type=pa.large_string())
@@ -164,9 +166,10 @@ def text_problem(value: Any) -> str | None:
 def to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse numbers, accepting display strings such as "1,200" and "--" (missing).
 
-    JSON numbers are taken as they are; strings are stripped, their thousands separators
-    dropped and the rest read as a decimal number; an empty marker ("--", "N/A", ...) is
-    missing. Booleans, lists, objects, junk text and non-finite numbers are bad.
+    JSON numbers (and an app database's Decimals) are taken as they are; strings are
+    stripped, their thousands separators dropped and the rest read as a decimal number; an
+    empty marker ("--", "N/A", ...) is missing. Booleans, lists, objects, junk text and
+    non-finite numbers are bad.
 
     Returns:
         (float64 column, mask of rows whose non-empty value was not a finite number).
@@ -221,7 +224,8 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
     """Parse Finale's timestamps as UTC.
 
     Zone-less values (what Finale sends) are read in the account zone ``tz``; values that
-    carry ``Z`` or an offset are converted with it. Ambiguous or non-existent local times
+    carry ``Z`` or an offset are converted with it; a column of aware timestamps (what an
+    app database sends) is taken as it is. Ambiguous or non-existent local times
     (DST changes) resolve to the later instant, so a timestamp is never dropped. Empty
     markers ("--") are missing. Anything else that is present (other formats, other JSON
     types, years outside ``TIMESTAMP_YEARS``) is bad.
@@ -230,6 +234,11 @@ def to_timestamp(series: pd.Series, tz: str) -> tuple[pd.Series, pd.Series]:
         (datetime64[us, UTC] column; mask of rows whose non-empty value did not parse).
     """
     index = series.index
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        # A typed source (an app database) sends instants: taken as they are, in range.
+        parsed = series.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        bad = (parsed.notna() & ~_in_years(parsed)).to_numpy()
+        return parsed.where(~bad).rename(series.name), pd.Series(bad, index=index)
     values = _objects(series)
     kinds = _kinds(values)
     text = kinds == _TEXT

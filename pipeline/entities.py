@@ -245,8 +245,8 @@ class EntitySpec:
 
     Attributes:
         name: the entity name used by the CLI, sync_runs, sync_state and quarantine.
-        collection: the Finale REST collection it is read from.
-        key_field: the Finale id field; becomes ``quarantine.source_key``.
+        collection: what it is read from: a Finale REST collection, or an app table.
+        key_field: the source's id field; becomes ``quarantine.source_key``.
         table: the warehouse table; its primary key is the mapped key.
         mapping: warehouse column -> rule (see ``pipeline.mapping``).
         schema: the pandera schema mapped rows must pass.
@@ -278,6 +278,10 @@ class EntitySpec:
             (``MissingCatalogue``) rather than quarantine every record.
         quarantine_key: per raw row, the ``quarantine.source_key`` text; None = the
             ``key_field`` value.
+        source: the ``pipeline.source.RecordSource`` it is read from: "finale" (Finale's
+            API) or "supabase" (the app's tables); the flows open one per name.
+        source_columns: for a typed source (an app table), the columns to read and their
+            kinds (``connectors.supabase.Kind`` values); Finale sends what it sends.
         references: columns that must name rows of other entities (``Reference``), for
             the referential-integrity checks.
         unique_columns: columns besides the primary key whose values must be unique among
@@ -290,6 +294,8 @@ class EntitySpec:
     table: sa.Table
     mapping: Mapping[str, Rule]
     schema: pa.DataFrameSchema
+    source: str = "finale"
+    source_columns: Mapping[str, str] = field(default_factory=dict)
     cursor_field: str | None = "lastUpdatedDate"
     server_filter: Mapping[str, str] = field(default_factory=dict)
     select: Callable[[pd.DataFrame], pd.Series] | None = None
@@ -622,24 +628,85 @@ PURCHASE_ORDERS = EntitySpec(
     unique_columns=("finale_url",),
 )
 
-#: Every entity, in dependency order.
+#: The app's purchase-order requests (``writeback/tables.py``), read from Supabase by
+#: ``updated_at``, which the app's trigger moves when a request or one of its lines changes.
+PURCHASE_ORDER_REQUESTS = EntitySpec(
+    name="purchase_order_requests",
+    source="supabase",
+    collection="purchase_order_requests",
+    key_field="id",
+    cursor_field="updated_at",
+    source_columns={
+        "id": "integer",
+        "updated_at": "timestamp",
+        "vendor_party_id": "text",
+        "destination_facility_id": "text",
+        "status": "text",
+        "finale_order_id": "text",
+        "finale_status": "text",
+        "sync_status": "text",
+        "sync_error": "text",
+        "created_at": "timestamp",
+    },
+    table=tables.app_purchase_order_requests,
+    mapping={
+        "request_id": Text("id"),
+        "vendor_party_id": Text("vendor_party_id"),
+        "destination_facility_id": Text("destination_facility_id"),
+        "status": Text("status"),
+        "finale_order_id": Text("finale_order_id"),
+        "finale_status": Text("finale_status"),
+        "sync_status": Text("sync_status"),
+        "sync_error": Text("sync_error"),
+        "created_at": Timestamp("created_at"),
+        "last_updated_at": Timestamp("updated_at"),
+    },
+    schema=clean.app_purchase_order_requests,
+    # supabase-sync runs every 10 minutes, after purchase-orders-to-finale.
+    expected_interval=timedelta(minutes=10),
+    lookups=frozenset(),
+)
+
+#: Every Finale entity, in dependency order (what ``finale-sync`` runs).
 ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec for spec in (FACILITIES, VENDORS, PRODUCTS, STOCK, PURCHASE_ORDERS)
 }
 
+#: Every app entity (what ``supabase-sync`` runs).
+APP_ENTITIES: dict[str, EntitySpec] = {spec.name: spec for spec in (PURCHASE_ORDER_REQUESTS,)}
 
-def resolve_entities(names: list[str] | str | None) -> list[EntitySpec]:
+
+def entity_spec(name: str) -> EntitySpec:
+    """The spec of the Finale or app entity ``name``.
+
+    Raises:
+        ValueError: naming the unknown entity and listing the valid ones.
+    """
+    spec = ENTITIES.get(name) or APP_ENTITIES.get(name)
+    if spec is None:
+        known = ", ".join([*ENTITIES, *APP_ENTITIES])
+        raise ValueError(f"unknown entity {name!r}; choose from {known}")
+    return spec
+
+
+def resolve_entities(
+    names: list[str] | str | None, among: Mapping[str, EntitySpec] = ENTITIES
+) -> list[EntitySpec]:
     """Turn "products,vendors" (or a list, or None = all) into specs in dependency order.
+
+    Args:
+        names: the entity names, comma-separated or a list; None or "all" for all.
+        among: the entities to choose from (default: Finale's; ``APP_ENTITIES``).
 
     Raises:
         ValueError: naming the unknown entity and listing the valid ones.
     """
     if names is None or names == "all" or names == ["all"]:
-        return list(ENTITIES.values())
+        return list(among.values())
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     wanted = {n.strip() for n in names}
-    unknown = sorted(wanted - ENTITIES.keys())
+    unknown = sorted(wanted - among.keys())
     if unknown:
-        raise ValueError(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ENTITIES)}")
-    return [spec for name, spec in ENTITIES.items() if name in wanted]
+        raise ValueError(f"unknown entity {', '.join(unknown)}; choose from {', '.join(among)}")
+    return [spec for name, spec in among.items() if name in wanted]

@@ -12,21 +12,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from connectors.finale import FinaleClient, FinaleError
-from warehouse.migrate import upgrade
+from warehouse.db import DEFAULT_SCHEMA
+from warehouse.migrate import WarehouseElsewhere, upgrade
 
 
 class PreflightError(Exception):
     """The run cannot start; the message names the setting to check."""
 
 
-def check_warehouse(url: str) -> None:
+def check_warehouse(url: str, schema: str = DEFAULT_SCHEMA) -> None:
     """Connect to the warehouse and bring its schema up to date.
 
+    Args:
+        url: ``WAREHOUSE_URL``.
+        schema: ``WAREHOUSE_SCHEMA`` (PostgreSQL).
+
     Raises:
-        PreflightError: naming WAREHOUSE_URL (password hidden) and the database's reason.
+        PreflightError: naming WAREHOUSE_URL (password hidden) and the database's reason,
+            or WAREHOUSE_SCHEMA when the warehouse is in another schema.
     """
     try:
-        upgrade(url)
+        upgrade(url, schema=schema)
+    except WarehouseElsewhere as exc:
+        raise PreflightError(str(exc)) from exc
     except (sa.exc.SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         shown = make_url(url).render_as_string(hide_password=True)

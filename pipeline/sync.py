@@ -1,4 +1,4 @@
-"""Sync one entity from Finale into the warehouse, chunk by chunk, exactly once.
+"""Sync one entity from its source (Finale, an app database) into the warehouse, exactly once.
 
 Plain code (no Prefect): ``EntitySync`` is driven by the Prefect subflow in
 ``flows/finale_sync.py`` through thin tasks, and can be driven directly by tests and
@@ -23,12 +23,12 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from connectors.finale import FinaleClient
 from connectors.redact import redact_text
 from pipeline.ahead import worked_ahead
 from pipeline.entities import CATALOGUES, EntitySpec
 from pipeline.loading import Batch, RunLoader, Written
 from pipeline.mapping import TransformContext
+from pipeline.source import RecordSource
 from pipeline.transform import (
     ChunkResult,
     QuarantineRecord,
@@ -129,7 +129,7 @@ class EntitySync:
 
     Usage::
 
-        sync = EntitySync(spec, client, engine, run_id="...", options=SyncOptions())
+        sync = EntitySync(spec, source, engine, run_id="...", options=SyncOptions())
         with sync:
             for chunk in sync.chunks():
                 sync.process(chunk)
@@ -141,7 +141,7 @@ class EntitySync:
     def __init__(
         self,
         spec: EntitySpec,
-        client: FinaleClient,
+        source: RecordSource,
         engine: sa.Engine,
         *,
         run_id: str,
@@ -156,7 +156,7 @@ class EntitySync:
         None = a connection of its own. A given connection is not closed by the run.
         """
         self.spec = spec
-        self.client = client
+        self.source = source
         self.engine = engine
         self.options = options
         self.flow_run_id = flow_run_id
@@ -327,7 +327,7 @@ class EntitySync:
         read_started = _utcnow()
         server_filter = dict(self.spec.server_filter) or None
         if self.full_read:
-            pages = self.client.iter_collection(
+            pages = self.source.iter_collection(
                 self.spec.collection,
                 page_size=self.options.chunk_size,
                 filter=server_filter,
@@ -345,7 +345,7 @@ class EntitySync:
             return
         since = self.options.since or self.result.watermark_before
         assert since is not None
-        windows = self.client.iter_updated(
+        windows = self.source.iter_updated(
             self.spec.collection,
             since=since,
             until=self.options.until,

@@ -24,7 +24,7 @@ from sandbox import graphql, orders, wire
 from sandbox.auth import LOGIN_PAGE, SessionStore, parse_basic
 from sandbox.config import SandboxConfig
 from sandbox.data import COLLECTIONS, ORDER_ACTIONS
-from sandbox.faults import SLOW_SECONDS, FaultInjector
+from sandbox.faults import SLOW_SECONDS, FaultInjector, LostAnswers
 from sandbox.ratelimit import RateLimiter
 from sandbox.store import ApiError, SandboxStore
 
@@ -48,6 +48,7 @@ class SandboxState:
         self.store = SandboxStore(config)
         self.limiter = RateLimiter(config.rate_limit_per_minute, clock)
         self.faults = FaultInjector(config.faults, config.fault_seed)
+        self.lost_answers = LostAnswers()
         self.sessions = SessionStore(config.session_ttl_seconds, clock)
         self.stats = self.store.stats
         self.started = time.time()
@@ -152,10 +153,48 @@ async def _api(state: SandboxState, request: Request) -> Response:
                 not isinstance(body, dict) or body.get("sessionSecret") != token
             ):
                 raise ApiError(403, "sessionSecret is missing or does not match the session")
-            response = _post(state, request, rest, body, headers)
+            written: list[str] = []
+            response = _post(state, request, rest, body, headers, written)
+            if written and _applied(response):
+                how = state.lost_answers.take(written[0])
+                if how is not None:
+                    # The write is stored; only its answer goes missing.
+                    stats[f"faults.lost_answer_{how}"] += 1
+                    return _count(state, await _lose_answer(state, request, how, response))
     except ApiError as exc:
         response = _error(exc.status, exc.message, headers)
     return _count(state, response)
+
+
+def _applied(response: Response) -> bool:
+    """A 200 write answer without an error body: the write took effect."""
+    if response.status_code != 200:
+        return False
+    try:
+        body = orjson.loads(bytes(response.body))
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and not body.get("errorMessage")
+
+
+async def _silence(state: SandboxState, request: Request) -> None:
+    """Say nothing for ``fault_delay`` seconds, or until the client hangs up."""
+    deadline = time.monotonic() + state.config.fault_delay
+    while time.monotonic() < deadline:
+        if await request.is_disconnected():
+            break
+        await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+async def _lose_answer(
+    state: SandboxState, request: Request, how: str, response: Response
+) -> Response:
+    """The answer to an applied write, lost: silence then 504, or dropped mid-body."""
+    if how == "timeout":
+        await _silence(state, request)
+        return Response("Gateway Timeout", 504, media_type="text/plain")
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return DroppedResponse(bytes(response.body), 200, headers=headers, media_type=JSON)
 
 
 def _count(state: SandboxState, response: Response) -> Response:
@@ -274,9 +313,16 @@ def _get(state: SandboxState, request: Request, rest: str, headers: dict[str, st
 
 
 def _post(
-    state: SandboxState, request: Request, rest: str, body: Any, headers: dict[str, str]
+    state: SandboxState,
+    request: Request,
+    rest: str,
+    body: Any,
+    headers: dict[str, str],
+    written: list[str] | None = None,
 ) -> Response:
+    """Serve a POST; an order write appends its kind (create, update, action) to ``written``."""
     store = state.store
+    written = [] if written is None else written
     if rest == "graphql":
         state.stats["requests.graphql"] += 1
         if not isinstance(body, dict):
@@ -287,17 +333,20 @@ def _post(
         return _json(result, headers=headers)
     if rest in ("order", "order/"):
         state.stats["requests.write"] += 1
+        written.append("create")
         return _json(orders.create_order(store, body), headers=headers)
     path = _raw_path(request)
     found = store.find_entity(path)
     if found is not None and found[0].name == "order":
         state.stats["requests.write"] += 1
+        written.append("update")
         return _json(orders.update_order(store, found[0], found[1], body), headers=headers)
     base, _, action = path.rpartition("/")
     if action in ORDER_ACTIONS:
         found = store.find_entity(base)
         if found is not None and found[0].name == "order":
             state.stats["requests.action"] += 1
+            written.append("update" if action == "edit" else "action")
             table, row = found
             return _json(orders.order_action(store, table, row, action, body), headers=headers)
     target = rest.split("/", 1)[0]
@@ -314,11 +363,7 @@ async def _fault_response(
         text = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
         return Response(text[status], status, headers=headers, media_type="text/plain")
     if fault == "timeout":
-        deadline = time.monotonic() + state.config.fault_delay
-        while time.monotonic() < deadline:
-            if await request.is_disconnected():
-                break
-            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        await _silence(state, request)
         return Response("Gateway Timeout", 504, headers=headers, media_type="text/plain")
     if fault == "html":
         return HTMLResponse(LOGIN_PAGE, 200, headers=headers)
@@ -349,7 +394,11 @@ async def _control(state: SandboxState, request: Request) -> Response:
                     {
                         **store.info(),
                         "rate_limit_per_minute": state.limiter.per_minute,
-                        "faults": {"spec": state.faults.spec, "seed": state.faults.seed},
+                        "faults": {
+                            "spec": state.faults.spec,
+                            "seed": state.faults.seed,
+                            "lost_answers_armed": state.lost_answers.pending(),
+                        },
                         "session_ttl_seconds": state.sessions.ttl,
                     }
                 )
@@ -411,6 +460,16 @@ def _control_post(state: SandboxState, op: str, body: dict[str, Any]) -> dict[st
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         return {"spec": spec, "seed": seed}
+    if op == "lose-answers":
+        try:
+            armed = state.lost_answers.arm(
+                _arg(body, "count", int, 1),
+                _arg(body, "how", str, "timeout"),
+                _arg(body, "writes", str, "create"),
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return {"armed": armed}
     if op == "expire-sessions":
         return {"expired": state.sessions.expire_all()}
     if op == "rate-limit":

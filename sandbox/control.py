@@ -94,6 +94,21 @@ class SandboxControl:
         """End every login session; returns how many there were."""
         return int(self._post("expire-sessions")["expired"])
 
+    def lose_answers(self, count: int = 1, how: str = "timeout", writes: str = "create") -> int:
+        """Apply the next ``count`` successful order ``writes`` and lose their answers.
+
+        Args:
+            count: how many writes to affect.
+            how: ``"timeout"`` (silence for ``fault_delay`` seconds or until the client gives
+                up, then 504) or ``"drop"`` (the connection closes mid-body).
+            writes: ``"create"``, ``"update"`` (incl. ``edit``), ``"action"`` or ``"any"``.
+
+        Returns:
+            How many lost answers are armed in all.
+        """
+        body = {"count": count, "how": how, "writes": writes}
+        return int(self._post("lose-answers", body)["armed"])
+
     def set_rate_limit(self, per_minute: int) -> None:
         """Replace the rate limit (0 = off); buckets start full."""
         self._post("rate-limit", {"per_minute": per_minute})

@@ -9,6 +9,9 @@ Finale's rules as pinned in ``docs/finale-contract.md``:
   ``edit`` (valid while CREATED or LOCKED) applies the posted object like an update.
   An action not valid in the current status answers 400.
 - A line whose ``productUrl`` does not resolve is kept but loses its product link.
+- (ours) A purchase order whose SUPPLIER role names a party that does not exist or is
+  ``PARTY_DISABLED`` is refused with 200 and an ``errorMessage``, and nothing is stored:
+  Finale's "inactive vendor" refusal, in the shape of its other failed writes.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def create_order(store: SandboxStore, body: Any) -> dict[str, Any]:
         if order_id in table.key_index():
             # Finale answers this with 200 and an error body, not 409.
             return {"errorMessage": f"Order ID '{order_id}' is already in use"}
+        refused = _supplier_refusal(store, order_type, body)
+        if refused:
+            return {"errorMessage": refused}
         now = store.now()
         order_url = f"{store.api}/order/{quote(order_id, safe='')}"
         values: dict[str, Any] = {
@@ -88,6 +94,9 @@ def update_order(store: SandboxStore, table: Table, row: int, body: Any) -> dict
         order_id = table.columns["orderId"].get(row)
         if status in FINAL_STATUSES:
             raise ApiError(400, f"Order {order_id} is {status} and cannot be modified")
+        refused = _supplier_refusal(store, table.columns["orderTypeId"].get(row), body)
+        if refused:
+            return {"errorMessage": refused}
         order_url = table.columns["orderUrl"].get(row)
         existing = table.columns["orderItemList"].get(row)
         changes = _editable(store, body, order_url, existing_items=existing)
@@ -136,6 +145,24 @@ def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return {k: v for k, v in body.items() if k != "sessionSecret"}
+
+
+def _supplier_refusal(store: SandboxStore, order_type: Any, body: dict[str, Any]) -> str | None:
+    """Finale's message refusing a purchase order's supplier, or None when it is fine."""
+    if order_type != "PURCHASE_ORDER" or not isinstance(body.get("orderRoleList"), list):
+        return None
+    parties = store.table("partygroup")
+    index = parties.key_index()
+    for role in body["orderRoleList"]:
+        if not isinstance(role, dict) or role.get("roleTypeId") != "SUPPLIER":
+            continue
+        party_id = role.get("partyId")
+        row = index.get(party_id) if hashable(party_id) else None
+        if row is None:
+            return f"Supplier '{party_id}' does not exist"
+        if parties.columns["statusId"].get(row) == "PARTY_DISABLED":
+            return f"Supplier '{party_id}' is inactive and cannot be used on a purchase order"
+    return None
 
 
 def _next_order_id(table: Table) -> str:

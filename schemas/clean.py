@@ -12,6 +12,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera import Check
 
+from writeback.tables import REQUEST_STATUSES, SYNC_STATUSES
+
 #: Quantities and money beyond this are data-entry errors, not stock.
 ABSURD = 1e9
 
@@ -61,12 +63,16 @@ def _amount(what: str, *, signed: bool = False, exact: bool = True) -> pa.Column
     return pa.Column(float, checks, nullable=True)
 
 
-def _status(*allowed: str) -> pa.Column:
+def _one_of(name: str, allowed: tuple[str, ...], *, nullable: bool) -> pa.Column:
     return pa.Column(
         str,
-        Check.isin(allowed, error=f"status must be one of {', '.join(allowed)}"),
-        nullable=True,
+        Check.isin(allowed, error=f"{name} must be one of {', '.join(allowed)}"),
+        nullable=nullable,
     )
+
+
+def _status(*allowed: str) -> pa.Column:
+    return _one_of("status", allowed, nullable=True)
 
 
 facilities = pa.DataFrameSchema(
@@ -139,6 +145,16 @@ purchase_order_lines = pa.DataFrameSchema(
     {
         "quantity": _amount("quantity"),
         "unit_price": _amount("unit_price"),
+    },
+    strict=False,
+)
+
+app_purchase_order_requests = pa.DataFrameSchema(
+    {
+        "request_id": _id("request_id"),
+        "vendor_party_id": _id("vendor_party_id"),
+        "status": _one_of("status", REQUEST_STATUSES, nullable=False),
+        "sync_status": _one_of("sync_status", SYNC_STATUSES, nullable=False),
     },
     strict=False,
 )

@@ -152,6 +152,25 @@ purchase_order_lines = sa.Table(
     *_sync_columns(),
 )
 
+#: The app's purchase-order requests (Supabase, ``writeback/``), as the warehouse keeps them:
+#: what the app asked for and where write-back got with it, for analytics beside Finale's
+#: orders (``finale_order_id`` joins ``purchase_orders.order_id``).
+app_purchase_order_requests = sa.Table(
+    "app_purchase_order_requests",
+    metadata,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("vendor_party_id", sa.Text, nullable=False),
+    sa.Column("destination_facility_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("finale_order_id", sa.Text),
+    sa.Column("finale_status", sa.Text),
+    sa.Column("sync_status", sa.Text, nullable=False),
+    sa.Column("sync_error", sa.Text),
+    sa.Column("created_at", TS),
+    sa.Column("last_updated_at", TS),
+    *_sync_columns(),
+)
+
 sync_state = sa.Table(
     "sync_state",
     metadata,

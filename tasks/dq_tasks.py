@@ -18,8 +18,9 @@ from prefect.events import Event
 from analytics import Location, Written, write_partitions
 from invsync.settings import Settings
 from pipeline.dq import DQConfig, load_dq_config
+from pipeline.dq.checks import measured_entities
 from pipeline.dq.report import ORIGIN_REPORT, ORIGIN_SYNC, Report, run_checks
-from pipeline.entities import ENTITIES
+from pipeline.entities import APP_ENTITIES, ENTITIES
 from pipeline.status import entity_status
 from reporting.events import dq_report_payload, emit_dq_report_event
 from tasks.report_tasks import alert_on_change, health_before
@@ -56,9 +57,11 @@ def check_after_sync(
 
 
 def health_of_all(engine: sa.Engine, quarantine_ratio: float) -> dict[str, str | None]:
-    """Every entity's health now (None: never finished a run)."""
+    """The health now of every entity a report measures (None: never finished a run)."""
     with engine.connect() as conn:
-        return {name: health_before(conn, name, quarantine_ratio) for name in ENTITIES}
+        return {
+            name: health_before(conn, name, quarantine_ratio) for name in measured_entities(conn)
+        }
 
 
 @task(name="run-quality-checks", cache_policy=NO_CACHE)
@@ -93,7 +96,7 @@ def alert_quality_changes(
 def export_analytics(engine: sa.Engine, location: Location, days: list[date]) -> Written:
     """Rewrite the analytics dataset's partitions of ``days`` from the warehouse."""
     with engine.connect() as conn:
-        return write_partitions(conn, location, days, list(ENTITIES))
+        return write_partitions(conn, location, days, [*ENTITIES, *APP_ENTITIES])
 
 
 @task(name="announce-report", cache_policy=NO_CACHE)

@@ -35,12 +35,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from pipeline.dq.config import CHECK_NAMES, DQConfig, Thresholds
-from pipeline.entities import ENTITIES, EntitySpec
+from pipeline.entities import APP_ENTITIES, ENTITIES, EntitySpec, entity_spec
 from pipeline.quality import open_rule_counts
 from schemas.tables import sync_runs
 from warehouse import dq
 from warehouse.dq import CheckResult
-from warehouse.runs import LOADED_STATUSES, last_finished_run
+from warehouse.runs import LOADED_STATUSES, count_finished_runs, last_finished_run
 
 #: The column whose newest value says how fresh an entity's data is, where a table has it.
 UPDATED_COLUMN = "last_updated_at"
@@ -209,7 +209,7 @@ def referential(
     out = []
     for ref in spec.references:
         table = ref.table if ref.table is not None else spec.table
-        target_spec = ENTITIES[ref.entity]
+        target_spec = entity_spec(ref.entity)
         target_name = ref.target or _single_key(target_spec)
         # An alias, so a reference to the entity's own table (a parent facility) is not
         # correlated with the referring row itself.
@@ -350,6 +350,13 @@ CHECKS: dict[str, Check] = {
 assert tuple(CHECKS) == CHECK_NAMES, "pipeline.dq.config.CHECK_NAMES lists every check"
 
 
+def measured_entities(conn: sa.Connection) -> list[str]:
+    """What a report measures: every Finale entity, in dependency order, then the app
+    entities that have finished a run (a deployment without Supabase has none to judge)."""
+    synced = [name for name in APP_ENTITIES if count_finished_runs(conn, name)]
+    return [*ENTITIES, *synced]
+
+
 def measure(
     conn: sa.Connection,
     config: DQConfig,
@@ -365,7 +372,7 @@ def measure(
         conn: the warehouse.
         config: the thresholds.
         report_id: the report measuring (its own stored rows are not "the previous").
-        entities: entity names (default: all, in dependency order).
+        entities: entity names (default: ``measured_entities``).
         checks: check names (default: all); unknown names raise ``ValueError``.
         now: the time ages are measured from (default: now).
 
@@ -377,7 +384,8 @@ def measure(
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown checks {unknown}; choose from {', '.join(CHECKS)}")
-    specs = [ENTITIES[e] for e in (entities if entities is not None else ENTITIES)]
+    names_of = list(entities) if entities is not None else measured_entities(conn)
+    specs = [entity_spec(e) for e in names_of]
     open_counts = open_rule_counts(conn)
     out: list[CheckResult] = []
     for spec in specs:

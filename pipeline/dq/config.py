@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from invsync.settings import ConfigError
-from pipeline.entities import ENTITIES
+from pipeline.entities import APP_ENTITIES, ENTITIES, entity_spec
 
 #: The project's thresholds file, used when ``DQ_CONFIG`` is not set.
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "dq.toml"
@@ -175,21 +175,21 @@ def parse_dq_config(raw: Mapping[str, Any], source: str = "thresholds") -> DQCon
     entities_raw = _table(raw, "entities", source)
     entities: dict[str, Thresholds] = {}
     for name, overrides in entities_raw.items():
-        if name not in ENTITIES:
-            raise DQConfigError(
-                f"{source}: entities.{name}: unknown entity; choose from {', '.join(ENTITIES)}"
-            )
+        if name not in ENTITIES and name not in APP_ENTITIES:
+            known = ", ".join([*ENTITIES, *APP_ENTITIES])
+            raise DQConfigError(f"{source}: entities.{name}: unknown entity; choose from {known}")
         prefix = f"entities.{name}"
         if not isinstance(overrides, Mapping):
             raise DQConfigError(f"{source}: {prefix} must be a table of thresholds")
         merged = {**defaults_raw, **overrides}
         thresholds = _thresholds(merged, prefix, source, own=set(overrides))
-        columns = {c.name for c in ENTITIES[name].table.columns}
+        table = entity_spec(name).table
+        columns = {c.name for c in table.columns}
         for column in thresholds.min_completeness_by_column:
             if column not in columns:
                 raise DQConfigError(
                     f"{source}: {prefix}.min_completeness_by_column.{column}: "
-                    f"{ENTITIES[name].table.name} has no such column"
+                    f"{table.name} has no such column"
                 )
         entities[name] = thresholds
     return DQConfig(

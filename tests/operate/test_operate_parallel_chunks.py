@@ -32,6 +32,7 @@ from flows.finale_sync import sync_entity
 from pipeline.sync import Chunk, EntityRunResult, EntitySync
 from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
 from schemas import tables
+from warehouse.db import create_warehouse_engine
 
 PRODUCTS = 600
 CHUNK_SIZE = 50
@@ -77,7 +78,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, url: str, parallel: int) -> tuple[Enti
 
 
 def _snapshot(url: str) -> dict[str, Any]:
-    engine = sa.create_engine(url)
+    engine = create_warehouse_engine(url)
     try:
         with engine.connect() as conn:
             columns = [c for c in tables.products.c if c.name != "synced_at"]

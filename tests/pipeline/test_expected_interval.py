@@ -16,10 +16,14 @@ import pytest
 import yaml
 from cronsim import CronSim
 
-from pipeline.entities import ENTITIES
+from pipeline.entities import APP_ENTITIES, ENTITIES
 
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
-SYNC_ENTRYPOINT = "flows/finale_sync.py:finale_sync"
+#: The sync flows, each with the entities it runs when a deployment names none.
+SYNC_FLOWS = {
+    "flows/finale_sync.py:finale_sync": ENTITIES,
+    "flows/finale_sync.py:supabase_sync": APP_ENTITIES,
+}
 
 
 def _longest_gap(cron: str) -> timedelta:
@@ -33,9 +37,10 @@ def _scheduled_intervals() -> dict[str, timedelta]:
     deployments: list[dict[str, Any]] = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
     fastest: dict[str, timedelta] = {}
     for deployment in deployments:
-        if deployment["entrypoint"] != SYNC_ENTRYPOINT:
+        default = SYNC_FLOWS.get(deployment["entrypoint"])
+        if default is None:
             continue
-        entities = deployment.get("parameters", {}).get("entities") or list(ENTITIES)
+        entities = deployment.get("parameters", {}).get("entities") or list(default)
         for schedule in deployment.get("schedules", []):
             gap = _longest_gap(schedule["cron"])
             for entity in entities:
@@ -43,12 +48,12 @@ def _scheduled_intervals() -> dict[str, timedelta]:
     return fastest
 
 
-@pytest.mark.parametrize("entity", list(ENTITIES))
-def test_expected_interval_is_the_fastest_schedule_that_syncs_the_entity(entity: str) -> None:
+@pytest.mark.parametrize("spec", [*ENTITIES.values(), *APP_ENTITIES.values()], ids=str)
+def test_expected_interval_is_the_fastest_schedule_that_syncs_the_entity(spec: Any) -> None:
     scheduled = _scheduled_intervals()
 
-    assert entity in scheduled, f"no deployment in prefect.yaml syncs {entity} on a schedule"
-    assert ENTITIES[entity].expected_interval == scheduled[entity]
+    assert spec.name in scheduled, f"no deployment in prefect.yaml syncs {spec.name} on a schedule"
+    assert spec.expected_interval == scheduled[spec.name]
 
 
 def test_the_gap_of_a_cron_is_measured_between_fire_times() -> None:

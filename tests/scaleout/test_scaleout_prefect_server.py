@@ -68,6 +68,7 @@ from reporting.artifacts import COUNTS_KEY, HEALTH_KEY, QUARANTINE_KEY, artifact
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxConfig, SandboxHandle, start_in_thread
 from schemas.tables import quarantine, sync_runs
+from warehouse.db import create_warehouse_engine
 from warehouse.locks import entity_lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -525,7 +526,7 @@ def test_three_deployment_runs_share_two_workers_and_land_in_the_warehouse(
         processes.start(name, worker, env=cluster.worker_env(name), cwd=cluster.root)
     processes.finish("deploy")
 
-    warehouse = sa.create_engine(cluster.warehouse_url)
+    warehouse = create_warehouse_engine(cluster.warehouse_url)
     with _api(cluster.api_url) as client, contextlib.ExitStack() as cleanup:
         cleanup.callback(warehouse.dispose)
         _assert_deployed(client)

@@ -40,8 +40,22 @@ class WarehouseBackend(ABC):
     # --- engine -----------------------------------------------------------------------------
 
     @abstractmethod
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> sa.Engine:
-        """An engine for ``url`` configured for the warehouse's transactions."""
+    def create_engine(self, url: URL, *, schema: str, **engine_kwargs: Any) -> sa.Engine:
+        """An engine for ``url`` configured for the warehouse's transactions.
+
+        ``schema`` is where the warehouse's tables live, on databases that have schemas.
+        """
+
+    @abstractmethod
+    def create_schema(self, conn: sa.Connection, schema: str) -> None:
+        """Create the warehouse's ``schema`` if it is missing (databases without: nothing)."""
+
+    def existing_warehouse_elsewhere(self, conn: sa.Connection, schema: str) -> str | None:
+        """Another schema of this database holding a warehouse when ``schema`` has none.
+
+        Databases without schemas have no elsewhere: None.
+        """
+        return None
 
     # --- staging tables ---------------------------------------------------------------------
 

@@ -6,6 +6,10 @@ the caller's SQLAlchemy ``Connection`` holds. Temp tables that only a statement 
 ``ON COMMIT DROP``, so nothing outlives the transaction (which also keeps them safe behind
 a transaction-mode pooler). Sessions run in UTC (set once per connection by
 ``warehouse.db``), so zone-less timestamps in COPY text and in staging tables are UTC.
+
+The warehouse lives in one schema (``WAREHOUSE_SCHEMA``): each connection's ``search_path``
+is that schema alone, so every unqualified name the loaders, Alembic and the checksums use
+resolves there and nowhere else; temp tables are named ``pg_temp`` explicitly.
 """
 
 from __future__ import annotations
@@ -53,13 +57,16 @@ class PostgresBackend(WarehouseBackend):
 
     # --- engine -----------------------------------------------------------------------------
 
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> sa.Engine:
+    def create_engine(self, url: URL, *, schema: str, **engine_kwargs: Any) -> sa.Engine:
         """A configured engine for ``url`` (see ``warehouse.db.create_warehouse_engine``)."""
+        search_path = postgresql.dialect().identifier_preparer.quote_identifier(schema)
         connect_args = {"prepare_threshold": None, **engine_kwargs.pop("connect_args", {})}
         engine_kwargs.setdefault("pool_pre_ping", True)
         engine = sa.create_engine(url, connect_args=connect_args, **engine_kwargs)
 
-        @event.listens_for(engine, "connect")
+        # insert=True: before SQLAlchemy's first-connect initialisation, so the dialect
+        # reads the warehouse's schema as the default one (reflection relies on it).
+        @event.listens_for(engine, "connect", insert=True)
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # Committed at once (SQLAlchemy's documented recipe): a SET inside the first
             # transaction would be undone by its rollback.
@@ -68,10 +75,34 @@ class PostgresBackend(WarehouseBackend):
             try:
                 with dbapi_connection.cursor() as cursor:
                     cursor.execute("SET TIME ZONE 'UTC'")
+                    # The schema alone: a name missing there must fail, not fall through
+                    # to a table of the same name in public.
+                    cursor.execute(f"SET search_path TO {search_path}")
             finally:
                 dbapi_connection.autocommit = autocommit
 
         return engine
+
+    def create_schema(self, conn: sa.Connection, schema: str) -> None:
+        """``CREATE SCHEMA IF NOT EXISTS`` the warehouse's schema."""
+        quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+
+    def existing_warehouse_elsewhere(self, conn: sa.Connection, schema: str) -> str | None:
+        """``public`` when it holds a warehouse (ours: ``sync_runs`` beside Alembic's table)
+        and ``schema`` holds none: the layout of every warehouse made before
+        ``WAREHOUSE_SCHEMA`` existed."""
+        if schema == "public":
+            return None
+        here = conn.dialect.identifier_preparer.quote_identifier(schema)
+        found = conn.execute(
+            sa.text(
+                "SELECT to_regclass(:here) IS NULL AND to_regclass('public.alembic_version')"
+                " IS NOT NULL AND to_regclass('public.sync_runs') IS NOT NULL"
+            ),
+            {"here": f"{here}.alembic_version"},
+        ).scalar_one()
+        return "public" if found else None
 
     # --- staging tables ---------------------------------------------------------------------
 
@@ -192,10 +223,10 @@ class PostgresBackend(WarehouseBackend):
         If the process dies the connection closes and the lock goes with it, so a crashed
         run never blocks the next one.
         """
-        key = _lock_key(entity)
         with engine.connect() as conn:
             default = conn.default_isolation_level
             conn.execution_options(isolation_level="AUTOCOMMIT")
+            key = _lock_key(entity, _warehouse_schema(conn))
             while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 wait()
             # The block may run transactions on this connection (the lock is per session).
@@ -342,7 +373,26 @@ def _timestamp_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
-def _lock_key(entity: str) -> int:
-    # A stable signed 64-bit key per entity (hash() is salted per process, so not that).
-    digest = hashlib.sha256(f"inventory-sync:{entity}".encode()).digest()
+def _warehouse_schema(conn: sa.Connection) -> str | None:
+    """The schema of the warehouse this session works on.
+
+    Our engines set ``search_path`` to that one schema, which names it even before it
+    exists (a lock may be taken before the first migration); any other session's is its
+    ``current_schema()``.
+    """
+    path, current = conn.execute(
+        sa.text("SELECT current_setting('search_path'), current_schema()")
+    ).one()
+    if "," not in path and not path.startswith("$"):
+        return str(path).strip().strip('"')
+    return current if current is None else str(current)
+
+
+def _lock_key(entity: str, schema: str | None) -> int:
+    # A stable signed 64-bit key per entity and warehouse (hash() is salted per process, so
+    # not that). Advisory locks are per database: two warehouses in two schemas must not
+    # block each other. A warehouse in public keeps the key it had before schemas existed,
+    # so a run of an older version and one of this version still exclude each other.
+    name = entity if schema in (None, "public") else f"{schema}:{entity}"
+    digest = hashlib.sha256(f"inventory-sync:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)

@@ -42,8 +42,11 @@ class SqliteBackend(WarehouseBackend):
 
     # --- engine -----------------------------------------------------------------------------
 
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> sa.Engine:
-        """A configured engine for ``url`` (see ``warehouse.db.create_warehouse_engine``)."""
+    def create_engine(self, url: URL, *, schema: str, **engine_kwargs: Any) -> sa.Engine:
+        """A configured engine for ``url`` (see ``warehouse.db.create_warehouse_engine``).
+
+        ``schema`` is ignored: a SQLite file is one namespace.
+        """
         database = url.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         if not in_memory and not database.startswith("file:"):
@@ -72,6 +75,9 @@ class SqliteBackend(WarehouseBackend):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+
+    def create_schema(self, conn: sa.Connection, schema: str) -> None:
+        """Nothing: a SQLite file has one namespace."""
 
     # --- staging tables ---------------------------------------------------------------------
 

@@ -4,7 +4,12 @@ Two ways in:
 - ``warehouse.migrate.upgrade(url)`` hands an open connection in
   ``config.attributes["connection"]`` (inside its transaction and, on PostgreSQL, under an
   advisory lock);
-- the ``alembic`` command line passes the database as ``-x url=...``.
+- the ``alembic`` command line passes the database as ``-x url=...`` (and the PostgreSQL
+  schema as ``-x schema=...``, default ``inventory``).
+
+On PostgreSQL the version table lives in the warehouse's schema (``version_table_schema``)
+and the engine's ``search_path`` is that schema alone, so the unqualified names of the
+migrations land there too.
 
 SQLite runs with ``render_as_batch`` (ALTER TABLE there is limited; batch mode rebuilds the
 table) and with transactional DDL, which the engine from ``create_warehouse_engine`` makes
@@ -17,16 +22,18 @@ import sqlalchemy as sa
 from alembic import context
 
 from schemas.tables import metadata
-from warehouse.db import create_warehouse_engine
+from warehouse.backends import backend_for
+from warehouse.db import DEFAULT_SCHEMA, create_warehouse_engine
 
 config = context.config
 
 
-def _configure(connection: sa.Connection) -> None:
+def _configure(connection: sa.Connection, version_table_schema: str | None) -> None:
     sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        version_table_schema=None if sqlite else version_table_schema,
         render_as_batch=sqlite,
         transactional_ddl=True,
         compare_type=True,
@@ -40,11 +47,15 @@ def run_migrations_offline() -> None:
     )
     if not url:
         raise RuntimeError("pass the database URL: alembic -x url=... upgrade head --sql")
+    sqlite = url.startswith("sqlite")
     context.configure(
         url=url,
         target_metadata=metadata,
         literal_binds=True,
-        render_as_batch=url.startswith("sqlite"),
+        version_table_schema=None
+        if sqlite
+        else context.get_x_argument(as_dictionary=True).get("schema") or DEFAULT_SCHEMA,
+        render_as_batch=sqlite,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -54,7 +65,7 @@ def run_migrations_online() -> None:
     """Run migrations on a live connection (handed in, or opened from ``-x url=``)."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection)
+        _configure(connection, config.attributes.get("version_table_schema"))
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -64,10 +75,13 @@ def run_migrations_online() -> None:
     )
     if not url:
         raise RuntimeError("pass the database URL: alembic -x url=... upgrade head")
-    engine = create_warehouse_engine(url)
+    schema = context.get_x_argument(as_dictionary=True).get("schema") or DEFAULT_SCHEMA
+    engine = create_warehouse_engine(url, schema=schema)
     try:
-        with engine.connect() as conn:
-            _configure(conn)
+        # engine.begin(): the CREATE SCHEMA and the migrations commit together.
+        with engine.begin() as conn:
+            backend_for(conn).create_schema(conn, schema)
+            _configure(conn, schema)
             with context.begin_transaction():
                 context.run_migrations()
     finally:

@@ -4,8 +4,8 @@ Written by ``pipeline.dq`` after each sync (origin ``sync``) and by the daily
 ``data-quality-report`` flow (origin ``report``); read by the entity status (a failed
 check makes the entity degraded) and exported to the analytics dataset.
 
-Revision ID: 0004_dq_results
-Revises: 0003_quarantine_open_entries
+Revision ID: 0005_dq_results
+Revises: 0004_app_purchase_order_requests
 Create Date: 2026-12-05
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_dq_results"
-down_revision: str | None = "0003_quarantine_open_entries"
+revision: str = "0005_dq_results"
+down_revision: str | None = "0004_app_purchase_order_requests"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
