@@ -665,6 +665,11 @@ PURCHASE_ORDER_REQUESTS = EntitySpec(
     # supabase-sync runs every 10 minutes, after purchase-orders-to-finale.
     expected_interval=timedelta(minutes=10),
     lookups=frozenset(),
+    # A request names warehouse records; the daily report checks that they exist.
+    references=(
+        Reference("vendor_party_id", "vendors"),
+        Reference("destination_facility_id", "facilities"),
+    ),
 )
 
 #: Every Finale entity, in dependency order (what ``finale-sync`` runs).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,12 +68,21 @@ def record_rules(text: str) -> set[str]:
     return {reason_rule(r) for r in split_reasons(text)}
 
 
-def open_rule_counts(conn: sa.Connection) -> dict[str, tuple[int, Counter[str]]]:
-    """Per entity: the number of open quarantine records and, per rule, how many fail it."""
+def open_rule_counts(
+    conn: sa.Connection, entities: Collection[str] | None = None
+) -> dict[str, tuple[int, Counter[str]]]:
+    """Per entity: the number of open quarantine records and, per rule, how many fail it.
+
+    Args:
+        conn: the warehouse.
+        entities: only these entities' records (default: every entity's).
+    """
     out: dict[str, tuple[int, Counter[str]]] = {}
     query = sa.select(quarantine.c.entity, quarantine.c.reasons).where(
         quarantine.c.resolved_at.is_(None)
     )
+    if entities is not None:
+        query = query.where(quarantine.c.entity.in_(sorted(entities)))
     for entity, reasons in conn.execute(query):
         records, rules = out.get(entity, (0, Counter()))
         rules.update(record_rules(reasons))

@@ -386,7 +386,7 @@ def measure(
         raise ValueError(f"unknown checks {unknown}; choose from {', '.join(CHECKS)}")
     names_of = list(entities) if entities is not None else measured_entities(conn)
     specs = [entity_spec(e) for e in names_of]
-    open_counts = open_rule_counts(conn)
+    open_counts = open_rule_counts(conn, [spec.name for spec in specs])
     out: list[CheckResult] = []
     for spec in specs:
         rows = int(

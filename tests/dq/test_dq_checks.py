@@ -348,3 +348,43 @@ def test_a_failed_check_makes_an_otherwise_healthy_entity_degraded(
         "referential[products.primary_vendor_party_id -> vendors]",
         "uniqueness[finale_url]",
     ]
+
+
+def test_an_app_entity_is_measured_once_it_has_run(warehouse: sa.Engine) -> None:
+    assert "purchase_order_requests" not in {e for e, _, _ in _measure(warehouse)}
+    with warehouse.begin() as conn:
+        _insert(
+            conn,
+            tables.app_purchase_order_requests,
+            [
+                {
+                    "request_id": "1",
+                    "vendor_party_id": "V1",
+                    "status": "ready",
+                    "sync_status": "new",
+                    "destination_facility_id": "F1",
+                },
+                {
+                    "request_id": "2",
+                    "vendor_party_id": "V404",
+                    "status": "ready",
+                    "sync_status": "new",
+                },
+            ],
+        )
+        _run(conn, "purchase_order_requests", NOW - timedelta(minutes=5))
+    got = _measure(warehouse)
+    vendor = got[
+        (
+            "purchase_order_requests",
+            "referential",
+            "app_purchase_order_requests.vendor_party_id -> vendors",
+        )
+    ]
+    assert (vendor.measured, vendor.passed) == (0.5, False)
+    rows = got[("purchase_order_requests", "row_count", "")]
+    assert rows.measured == 2
+    freshness = got[("purchase_order_requests", "sync_freshness", "")]
+    assert freshness.threshold == pytest.approx(20 / 60, abs=1e-3)  # 2 x its 10 minutes
+    with warehouse.connect() as conn:
+        assert entity_status(conn, "purchase_order_requests", NOW)["status"] == "operational"

@@ -299,7 +299,8 @@ def _check_dataset(engine: sa.Engine, root: Path, report: dict[str, Any]) -> Non
 def _check_readme_snippets(root: Path, today: list[dq.StoredResult], runs: int) -> None:
     """The README's DuckDB query and pandas line work as written, on this dataset."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    sql = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in readme.split("```sql\n")[1:]]
+    [sql] = [b for b in blocks if "read_parquet(" in b]
     python = readme.split("```python\nimport pandas as pd\n", 1)[1].split("```", 1)[0]
     rows = duckdb.connect().execute(sql.replace("data/analytics", str(root))).fetchall()
     failing = [r for r in today if not r.passed and r.origin == "report"]
