@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.entities import ENTITIES
+from pipeline.entities import ENTITIES, entity_spec
 from warehouse.runs import (
     FAILURE_STATUSES,
     LOADED_STATUSES,
@@ -88,7 +88,7 @@ def entity_status(
     now = now or datetime.now(UTC)
     latest = last_finished_run(conn, entity)
     success = last_finished_run(conn, entity, LOADED_STATUSES)
-    interval = ENTITIES[entity].expected_interval
+    interval = entity_spec(entity).expected_interval
     score = health_score(latest, success, now, interval)
     too_much_quarantined = bool(
         latest and latest.extracted and latest.quarantined / latest.extracted > quarantine_ratio
