@@ -56,15 +56,15 @@ def supabase_to_finale(limit: int | None = None) -> WritebackSummary:
     run_id = str(flow_run.id) if flow_run.id else str(uuid.uuid4())
     try:
         check_app_database(app_url)
-        check_warehouse(settings.warehouse_url)
-        check_catalogue(settings.warehouse_url)
+        check_warehouse(settings.warehouse_url, schema=settings.warehouse_schema)
+        check_catalogue(settings.warehouse_url, schema=settings.warehouse_schema)
         with _finale_client(settings) as client:
             check_finale(client)
     except PreflightError as exc:
         logger.error("write-back not started: %s", exc)
         raise WritebackFailed(f"not started: {exc}") from None
     app = create_app_engine(app_url)
-    warehouse = create_warehouse_engine(settings.warehouse_url)
+    warehouse = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with (
             _finale_client(settings) as client,

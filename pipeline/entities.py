@@ -629,7 +629,8 @@ PURCHASE_ORDERS = EntitySpec(
 )
 
 #: The app's purchase-order requests (``writeback/tables.py``), read from Supabase by
-#: ``updated_at``, which the app's trigger moves when a request or one of its lines changes.
+#: ``updated_at``, which the app's trigger moves when a request or one of its lines changes
+#: (not when write-back records its outcome: those columns are not read).
 PURCHASE_ORDER_REQUESTS = EntitySpec(
     name="purchase_order_requests",
     source="supabase",
@@ -642,10 +643,6 @@ PURCHASE_ORDER_REQUESTS = EntitySpec(
         "vendor_party_id": "text",
         "destination_facility_id": "text",
         "status": "text",
-        "finale_order_id": "text",
-        "finale_status": "text",
-        "sync_status": "text",
-        "sync_error": "text",
         "created_at": "timestamp",
     },
     table=tables.app_purchase_order_requests,
@@ -654,10 +651,6 @@ PURCHASE_ORDER_REQUESTS = EntitySpec(
         "vendor_party_id": Text("vendor_party_id"),
         "destination_facility_id": Text("destination_facility_id"),
         "status": Text("status"),
-        "finale_order_id": Text("finale_order_id"),
-        "finale_status": Text("finale_status"),
-        "sync_status": Text("sync_status"),
-        "sync_error": Text("sync_error"),
         "created_at": Timestamp("created_at"),
         "last_updated_at": Timestamp("updated_at"),
     },

@@ -91,7 +91,7 @@ def entity_status(
     now = now or datetime.now(UTC)
     latest = last_finished_run(conn, entity)
     success = last_finished_run(conn, entity, LOADED_STATUSES)
-    interval = entity_spec(entity).expected_interval  # a Finale or an app entity
+    interval = entity_spec(entity).expected_interval
     score = health_score(latest, success, now, interval)
     too_much_quarantined = bool(
         latest and latest.extracted and latest.quarantined / latest.extracted > quarantine_ratio

@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera import Check
 
-from writeback.tables import REQUEST_STATUSES, SYNC_STATUSES
+from writeback.tables import REQUEST_STATUSES
 
 #: Quantities and money beyond this are data-entry errors, not stock.
 ABSURD = 1e9
@@ -154,7 +154,6 @@ app_purchase_order_requests = pa.DataFrameSchema(
         "request_id": _id("request_id"),
         "vendor_party_id": _id("vendor_party_id"),
         "status": _one_of("status", REQUEST_STATUSES, nullable=False),
-        "sync_status": _one_of("sync_status", SYNC_STATUSES, nullable=False),
     },
     strict=False,
 )

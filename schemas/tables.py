@@ -152,9 +152,10 @@ purchase_order_lines = sa.Table(
     *_sync_columns(),
 )
 
-#: The app's purchase-order requests (Supabase, ``writeback/``), as the warehouse keeps them:
-#: what the app asked for and where write-back got with it, for analytics beside Finale's
-#: orders (``finale_order_id`` joins ``purchase_orders.order_id``).
+#: The app's purchase-order requests (Supabase, ``writeback/``), as the app wrote them: the
+#: columns whose changes move the request's ``updated_at`` (write-back's own bookkeeping does
+#: not, so it is not copied). A request's Finale order is ``purchase_orders.order_id`` =
+#: ``'APP-' || request_id`` (write-back derives it so).
 app_purchase_order_requests = sa.Table(
     "app_purchase_order_requests",
     metadata,
@@ -162,10 +163,6 @@ app_purchase_order_requests = sa.Table(
     sa.Column("vendor_party_id", sa.Text, nullable=False),
     sa.Column("destination_facility_id", sa.Text),
     sa.Column("status", sa.Text, nullable=False),
-    sa.Column("finale_order_id", sa.Text),
-    sa.Column("finale_status", sa.Text),
-    sa.Column("sync_status", sa.Text, nullable=False),
-    sa.Column("sync_error", sa.Text),
     sa.Column("created_at", TS),
     sa.Column("last_updated_at", TS),
     *_sync_columns(),

@@ -34,9 +34,14 @@ def alembic_config() -> Config:
     return config
 
 
+#: Where the app's tables live: the app's own schema, as a Supabase app keeps them (the
+#: warehouse, in the same database or not, has a schema of its own: WAREHOUSE_SCHEMA).
+APP_SCHEMA = "public"
+
+
 def create_app_engine(url: str) -> sa.Engine:
     """An engine on the app database: the warehouse's PostgreSQL engine (psycopg 3, sessions
-    in UTC, no server-side prepared statements).
+    in UTC, no server-side prepared statements), its ``search_path`` on ``APP_SCHEMA``.
 
     Raises:
         AppDatabaseError: for a URL that is not PostgreSQL.
@@ -47,7 +52,7 @@ def create_app_engine(url: str) -> sa.Engine:
             f"the app database must be PostgreSQL (SUPABASE_DB_URL), not "
             f"{parsed.get_backend_name()!r}"
         )
-    return create_warehouse_engine(parsed)
+    return create_warehouse_engine(parsed, schema=APP_SCHEMA)
 
 
 def upgrade_app(url: str, revision: str = "head") -> str | None:

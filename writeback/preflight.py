@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from pipeline.preflight import PreflightError
 from schemas import tables as wh
-from warehouse.db import create_warehouse_engine
+from warehouse.db import DEFAULT_SCHEMA, create_warehouse_engine
 from writeback.migrate import AppDatabaseError, check_app_schema, create_app_engine
 
 
@@ -46,14 +46,14 @@ def check_app_database(url: str) -> None:
         ) from exc
 
 
-def check_catalogue(warehouse_url: str) -> None:
+def check_catalogue(warehouse_url: str, schema: str = DEFAULT_SCHEMA) -> None:
     """The warehouse holds vendors and products (a Finale sync ran), else every request
     would fail as "unknown".
 
     Raises:
         PreflightError: naming the command that fills it.
     """
-    engine = create_warehouse_engine(warehouse_url)
+    engine = create_warehouse_engine(warehouse_url, schema=schema)
     try:
         with engine.connect() as conn:
             has_vendors = conn.execute(sa.select(wh.vendors.c.party_id).limit(1)).first()

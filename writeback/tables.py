@@ -16,7 +16,7 @@ TS = UTCDateTime()
 #: Request statuses the app sets.
 REQUEST_STATUSES = DRAFT, READY_TO_COMMIT, CANCELLED = "draft", "ready_to_commit", "cancelled"
 #: Sync statuses write-back sets.
-SYNC_STATUSES = PENDING, SYNCED, FAILED, CONFLICT = "pending", "synced", "failed", "conflict"
+PENDING, SYNCED, FAILED, CONFLICT = "pending", "synced", "failed", "conflict"
 
 requests = sa.Table(
     "purchase_order_requests",
