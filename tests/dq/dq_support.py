@@ -44,13 +44,6 @@ class SlackReceiver:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def headlines(self) -> list[str]:
-        """The alerts received, as ``"<entity>: <kind>"``, in order."""
-        with self._lock:
-            texts = [body["text"] for body in self.bodies]
-        # "<emoji> [inventory-sync] <entity> <KIND>"
-        return [" ".join(text.split()[-2:]) for text in texts]
-
     def take(self) -> list[str]:
         """The headlines received since the last ``take``, sorted."""
         with self._lock:
