@@ -39,7 +39,7 @@ import pandera.pandas as pa
 import pytest
 import sqlalchemy as sa
 
-from pipeline.entities import CATALOGUES, ENTITIES, EntitySpec
+from pipeline.entities import APP_ENTITIES, CATALOGUES, ENTITIES, EntitySpec
 from pipeline.mapping import Rule, TransformContext, apply_mapping
 from pipeline.transform import transform_chunk
 from sandbox.config import SandboxConfig
@@ -144,6 +144,8 @@ def _parts() -> list[Part]:
 
 PARTS = [pytest.param(part, id=part.id) for part in _parts()]
 SPECS = [pytest.param(spec, id=name) for name, spec in ENTITIES.items()]
+#: Every spec, the app's too (Supabase): what can be checked without a Finale sample.
+ALL_SPECS = [pytest.param(spec, id=name) for name, spec in {**ENTITIES, **APP_ENTITIES}.items()]
 PARENTS = [pytest.param(spec, id=name) for name, spec in ENTITIES.items() if spec.child]
 
 
@@ -244,7 +246,7 @@ def _reads(reader: Callable[[pd.DataFrame], Any], frame: pd.DataFrame, column: s
 # --- keys ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", ALL_SPECS)
 def test_the_key_field_maps_to_the_primary_key(spec: EntitySpec) -> None:
     targets = {target for target, rule in spec.mapping.items() if rule.source == spec.key_field}
     assert targets & set(spec.key_columns), (
@@ -254,7 +256,7 @@ def test_the_key_field_maps_to_the_primary_key(spec: EntitySpec) -> None:
     assert set(spec.key_columns) <= set(spec.mapping)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", ALL_SPECS)
 def test_identity_fields_cover_the_primary_key(spec: EntitySpec) -> None:
     """Where a record is not identified by its mapped key (partial rows of one key), the
     identity must still tell apart records of different keys, so it includes every field
@@ -296,7 +298,7 @@ class Poison:
         return "Poison()"
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", ALL_SPECS)
 def test_no_rule_reads_a_deferred_field(spec: EntitySpec) -> None:
     read = {spec.key_field, spec.cursor_field, *spec.lists, *spec.server_filter}
     read |= {rule.source for rule in spec.mapping.values()}
@@ -336,13 +338,20 @@ def test_the_table_is_part_of_the_warehouse_schema(part: Part) -> None:
 
 
 def test_each_table_is_filled_by_one_entity() -> None:
-    owners = [t.name for spec in ENTITIES.values() for t in spec.tables]
+    owners = [t.name for spec in [*ENTITIES.values(), *APP_ENTITIES.values()] for t in spec.tables]
     assert len(owners) == len(set(owners))
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", ALL_SPECS)
 def test_the_entity_has_a_positive_expected_interval(spec: EntitySpec) -> None:
     assert spec.expected_interval.total_seconds() > 0
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=n) for n, s in APP_ENTITIES.items()])
+def test_a_typed_source_reads_every_field_the_mapping_needs(spec: EntitySpec) -> None:
+    needed = {spec.key_field, spec.cursor_field, *(rule.source for rule in spec.mapping.values())}
+    assert needed <= set(spec.source_columns), sorted(needed - set(spec.source_columns))
+    assert spec.source_columns[spec.cursor_field or ""] == "timestamp"
 
 
 # --- sandbox -> warehouse ------------------------------------------------------------------

@@ -33,3 +33,4 @@ def world(make_sandbox: Callable[..., SandboxHandle], pg_url: str) -> Iterator[W
     yield made
     made.control.close()
     made.engine.dispose()
+    made.app.dispose()

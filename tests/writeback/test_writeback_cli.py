@@ -199,7 +199,7 @@ def test_writeback_exits_3_when_another_run_holds_the_lock(
     ((sku, _),) = world.products(1)
     request_id = world.add_request(world.vendor(), [(sku, 1, 1)])
 
-    with run_lock(world.engine):
+    with run_lock(world.app):
         code, out, err = run_cli(capfd, "writeback", "--json")
 
     assert code == 3, out + err
@@ -296,7 +296,8 @@ def test_db_upgrade_app_creates_the_app_tables_apart_from_the_warehouse(
         with engine.connect() as conn:
             versions = {
                 table: conn.execute(sa.text(f"SELECT version_num FROM {table}")).scalar_one()
-                for table in ("alembic_version", "invsync_app_alembic_version")
+                # The warehouse's in its own schema (WAREHOUSE_SCHEMA), the app's in public.
+                for table in ("inventory.alembic_version", "invsync_app_alembic_version")
             }
             # The app's updated_at follows the app's edits, lines included.
             request_id = conn.execute(
@@ -325,7 +326,7 @@ def test_db_upgrade_app_creates_the_app_tables_apart_from_the_warehouse(
     finally:
         engine.dispose()
     assert versions["invsync_app_alembic_version"] == "app_0001_po_requests"
-    assert versions["alembic_version"].startswith("000")
+    assert versions["inventory.alembic_version"].startswith("000")
     code, out, _ = run_cli(capfd, "db", "upgrade", "--app")  # idempotent
     assert code == 0 and "app_0001_po_requests" in out
 
@@ -377,3 +378,4 @@ def test_the_console_script_writes_back_once_through_a_lost_answer_and_prints_js
     finally:
         world.control.close()
         world.engine.dispose()
+        world.app.dispose()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres
 def run(world: World, **settings: Any) -> WritebackSummary:
     """One write-back run (the warehouse and the app share the test database)."""
     with FinaleClient(finale_settings(world.handle, **settings)) as client:
-        return run_writeback(world.engine, world.engine, client)
+        return run_writeback(world.app, world.engine, client)
 
 
 def outcome(summary: WritebackSummary, request_id: int) -> str:
@@ -170,7 +170,7 @@ def test_a_request_finale_refuses_carries_its_message_and_waits_for_a_change(
     assert world.request(request_id)["sync_error"] == stored["sync_error"]
 
     # The app fixes the vendor: pushed at once.
-    with world.engine.begin() as conn:
+    with world.app.begin() as conn:
         conn.execute(
             sa.text("UPDATE purchase_order_requests SET vendor_party_id = :v WHERE id = :id"),
             {"v": world.vendor(), "id": request_id},
@@ -328,7 +328,7 @@ def test_a_line_finale_keeps_without_its_product_fails_the_request(world: World)
 def test_a_second_run_while_one_holds_the_lock_is_skipped(world: World) -> None:
     ((sku, _),) = world.products(1)
     request_id = world.add_request(world.vendor(), [(sku, 1, 1)])
-    with run_lock(world.engine):
+    with run_lock(world.app):
         summary = run(world)
     assert summary.status == "skipped" and "another write-back run" in (summary.error or "")
     assert summary.requests == []

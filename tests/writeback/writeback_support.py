@@ -85,8 +85,9 @@ class World:
 
     handle: SandboxHandle
     url: str
-    engine: sa.Engine
+    engine: sa.Engine  # the warehouse (WAREHOUSE_SCHEMA)
     control: SandboxControl
+    app: sa.Engine  # the app's tables (public), in the same database
 
     # -- the warehouse -------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class World:
         status: str = "draft",
     ) -> int:
         """Insert a request with lines (sku, quantity, unit price); returns its id."""
-        with self.engine.begin() as conn:
+        with self.app.begin() as conn:
             request_id = conn.execute(
                 sa.insert(app_tables.requests)
                 .values(vendor_party_id=vendor, destination_facility_id=facility, status=status)
@@ -167,7 +168,7 @@ class World:
 
     def replace_lines(self, request_id: int, lines: list[tuple[str, Any, Any]]) -> None:
         """The app edits a request's lines."""
-        with self.engine.begin() as conn:
+        with self.app.begin() as conn:
             conn.execute(
                 sa.delete(app_tables.lines).where(app_tables.lines.c.request_id == request_id)
             )
@@ -175,7 +176,7 @@ class World:
 
     def set_status(self, request_id: int, status: str) -> None:
         """The app changes a request's status."""
-        with self.engine.begin() as conn:
+        with self.app.begin() as conn:
             conn.execute(
                 sa.update(app_tables.requests)
                 .where(app_tables.requests.c.id == request_id)
@@ -184,7 +185,7 @@ class World:
 
     def request(self, request_id: int) -> dict[str, Any]:
         """The request row as stored."""
-        with self.engine.connect() as conn:
+        with self.app.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(app_tables.requests).where(app_tables.requests.c.id == request_id)
@@ -197,7 +198,7 @@ class World:
     def conflicts(self, request_id: int) -> list[dict[str, Any]]:
         """The request's recorded conflicts, oldest first."""
         c = app_tables.conflicts
-        with self.engine.connect() as conn:
+        with self.app.connect() as conn:
             rows = conn.execute(
                 sa.select(c).where(c.c.request_id == request_id).order_by(c.c.id)
             ).mappings()
@@ -258,7 +259,7 @@ def make_world(handle: SandboxHandle, url: str) -> World:
     upgrade_app(url)
     engine = create_warehouse_engine(url)
     sync_catalogue(engine, handle)
-    return World(handle, url, engine, SandboxControl(handle.base_url))
+    return World(handle, url, engine, SandboxControl(handle.base_url), create_app_engine(url))
 
 
 __all__ = ["World", "create_app_engine", "finale_settings", "make_world", "start_sandbox"]
