@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from connectors.errors import ConnectorError
 from connectors.retry import TransientError
 
 CREDENTIAL_SETTINGS = {
@@ -30,16 +31,11 @@ ACCOUNT_HINT = (
 )
 
 
-class FinaleError(Exception):
-    """Base of every error the Finale connector raises.
+class FinaleError(ConnectorError):
+    """Base of every error the Finale connector raises (``ConnectorError``'s attributes).
 
     Attributes:
-        message: what went wrong and what to do.
-        url: the masked URL of the request, if any.
-        status: the HTTP status, if a response arrived.
         body: the masked, truncated response body, if useful.
-        server_message: Finale's own ``errorMessage`` (or equivalent), if it sent one.
-        attempts: how many attempts were made before giving up.
     """
 
     def __init__(
@@ -52,25 +48,11 @@ class FinaleError(Exception):
         server_message: str | None = None,
     ) -> None:
         """Build the error; ``url`` and ``body`` must already be masked."""
-        super().__init__(message)
-        self.message = message
-        self.url = url
-        self.status = status
+        super().__init__(message, url=url, status=status, server_message=server_message)
         self.body = body
-        self.server_message = server_message
-        self.attempts = 1
 
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.url:
-            parts.append(f"url: {self.url}")
-        if self.attempts > 1:
-            parts.append(f"gave up after {self.attempts} attempts")
-        if self.body:
-            parts.append(f"body: {self.body}")
-        return "; ".join(parts)
+    def _evidence(self) -> list[str]:
+        return [f"body: {self.body}"] if self.body else []
 
 
 class RetryableError(FinaleError, TransientError):

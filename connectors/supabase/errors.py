@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.errors import ConnectorError
 from connectors.retry import TransientError
 
 REST_CREDENTIALS_HINT = (
@@ -25,16 +26,12 @@ REST_CREDENTIALS_HINT = (
 DB_CREDENTIALS_HINT = "check the user and password in SUPABASE_DB_URL"
 
 
-class SupabaseError(Exception):
-    """Base of every error the Supabase connector raises.
+class SupabaseError(ConnectorError):
+    """Base of every error the Supabase connector raises (``ConnectorError``'s attributes;
+    ``url`` and ``status`` on the REST path only).
 
     Attributes:
-        message: what went wrong and what to do.
-        url: the masked URL of the request, if any (REST path).
-        status: the HTTP status, if a response arrived (REST path).
         code: PostgREST's or PostgreSQL's error code (``PGRST205``, ``42703``), if known.
-        server_message: the server's own message, with its details and hint.
-        attempts: how many attempts were made before giving up.
     """
 
     def __init__(
@@ -47,25 +44,11 @@ class SupabaseError(Exception):
         server_message: str | None = None,
     ) -> None:
         """Build the error; ``url`` and ``server_message`` must already be masked."""
-        super().__init__(message)
-        self.message = message
-        self.url = url
-        self.status = status
+        super().__init__(message, url=url, status=status, server_message=server_message)
         self.code = code
-        self.server_message = server_message
-        self.attempts = 1
 
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.code:
-            parts.append(f"code {self.code}")
-        if self.url:
-            parts.append(f"url: {self.url}")
-        if self.attempts > 1:
-            parts.append(f"gave up after {self.attempts} attempts")
-        return "; ".join(parts)
+    def _identity(self) -> list[str]:
+        return [f"code {self.code}"] if self.code else []
 
 
 class RetryableError(SupabaseError, TransientError):
