@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,7 +124,10 @@ def publish_artifacts(
     run_id: str,
     quarantine_ratio: float,
 ) -> list[str]:
-    """Publish the counts, quarantine-sample and health artifacts of the run."""
+    """Publish the health, counts and quarantine-sample artifacts of the run."""
+    now = datetime.now(UTC)
     with engine.connect() as conn:
-        statuses = all_statuses(conn, quarantine_ratio=quarantine_ratio)
-    return list(publish_run_artifacts(results, statuses, run_id=run_id))
+        statuses = all_statuses(conn, now, quarantine_ratio=quarantine_ratio)
+        moved = runs.records_written_since(conn, now - timedelta(hours=24))
+    published = publish_run_artifacts(results, statuses, run_id=run_id, moved_24h=moved, now=now)
+    return list(published)
