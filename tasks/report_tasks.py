@@ -109,6 +109,21 @@ def alert_on_change(
     return kind
 
 
+@task(name="write-health-report", cache_policy=NO_CACHE)
+def write_health_report(settings: Settings, engine: sa.Engine) -> str:
+    """Write the sync-health HTML report to REPORTS_DIR and link it from the
+    ``sync-health-report`` artifact; returns the file's absolute path."""
+    from reporting.artifacts import publish_report_link
+    from reporting.health import summary_line
+    from reporting.html_report import load_health_data, render_report, write_report
+
+    with engine.connect() as conn:
+        data = load_health_data(conn, quarantine_ratio=settings.quarantine_fail_ratio)
+    path = write_report(render_report(data), settings.reports_dir, data.now)
+    publish_report_link(str(path), summary=summary_line(data.rows))
+    return str(path)
+
+
 def _flow_run_link() -> str | None:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
