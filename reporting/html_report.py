@@ -43,7 +43,7 @@ from warehouse.runs import RunRecord
 #: The windows the report shows, in days.
 WINDOWS = (7, 30)
 #: Width of a chart in the 2-column grid (px); two fit a 1280 px window.
-CHART_WIDTH = 500
+CHART_WIDTH = 430
 CHART_HEIGHT = 160
 
 
@@ -202,7 +202,7 @@ def trend_chart(data: HealthData, days: int) -> alt.VConcatChart:
     return alt.vconcat(
         alt.hconcat(
             runs_line("records", "Records per run (read)", ",d"),
-            runs_line("duration_s", "Run duration (seconds)", ",.1f"),
+            runs_line("duration_s", "Run duration (seconds)", ",.3~f"),
         ),
         alt.hconcat(
             runs_line("quarantine_share", "Quarantine share per run", ".1%"),
