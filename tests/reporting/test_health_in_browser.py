@@ -195,6 +195,11 @@ def test_artifacts_and_html_report_read_at_a_glance_in_chromium(
     assert report.is_file() and report.parent == env / "reports", "the last line is the path"
     assert report.name.startswith("sync-health-") and report.suffix == ".html"
     assert (env / "opened.txt").read_text().strip() == report.as_uri()
+    report_run = re.search(r"data-quality report ([0-9a-f-]{36}):", out)
+    assert report_run, out
+    link = _artifacts(report_run.group(1))["sync-health-report"]
+    assert link.type == "markdown" and report.as_uri() in str(link.data)
+    assert (link.description or "").startswith("HTML report of sync health with 7- and 30-day")
 
     engine = create_warehouse_engine(warehouse_url)
     try:
