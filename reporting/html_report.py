@@ -13,7 +13,8 @@ then for the last 7 and the last 30 days, per entity:
 - quarantine share (records a run quarantined over those it read),
 - freshness (the ``sync_freshness`` check: hours since the last successful sync, as each
   sync and report measured it),
-- check results (failed checks per day, from ``dq_results``).
+- check results (failed check results per entity and UTC day, from ``dq_results``: the
+  checks each sync ran and the daily report's).
 
 Nothing from a Finale record appears; error texts are redacted and masked
 (``reporting.health.problem_text``).
@@ -180,7 +181,7 @@ def trend_chart(data: HealthData, days: int) -> alt.VConcatChart:
     checks = checks_frame(data.results)
     checks = checks[checks["day"] >= start.date().isoformat()]
     check_chart = (
-        alt.Chart(checks, title="Check results: failed checks per day")
+        alt.Chart(checks, title="Check results: failed checks per day (syncs and reports)")
         .mark_rect(stroke="white")
         .encode(
             x=alt.X("day:O", title=None),
@@ -302,7 +303,8 @@ check results of the last {max(WINDOWS)} days.</div>
 <div class="notes">Moved: records inserted + updated. Records per run: records read from the
 source. Quarantine share: records a run quarantined over those it read. Freshness: the
 <code>sync_freshness</code> check, hours since the entity's last successful sync. Check
-results: failed data-quality checks per entity and UTC day (see the README).</div>
+results: failed data-quality check results per entity and UTC day, as the syncs and the
+reports measured them (see the README).</div>
 <script>
 {embeds}
 </script>

@@ -299,7 +299,7 @@ def _check_report(
         "Run duration (seconds)",
         "Quarantine share per run",
         "Freshness: hours since the last successful sync",
-        "Check results: failed checks per day",
+        "Check results: failed checks per day (syncs and reports)",
     ):
         assert dom.count(f">{title}</text>") == 2, title
     # Each run drawn in both windows, labelled with its figures (point and line marks).
