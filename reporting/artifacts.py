@@ -133,8 +133,16 @@ def publish_run_artifacts(
     run_id = run_id or next((r.run_id for r in results if r.run_id), None)
     now = now or datetime.now(UTC)
     published: dict[str, UUID | None] = {}
-    if status_rows is not None:
-        rows = health_rows(status_rows, moved_24h, now=now, touched={r.entity for r in results})
+    try:  # best effort, like publishing: a row it cannot show must not fail the run
+        rows = (
+            health_rows(status_rows, moved_24h, now=now, touched={r.entity for r in results})
+            if status_rows is not None
+            else None
+        )
+    except (TypeError, ValueError) as exc:
+        log.warning("could not build the sync-health rows: %s", redact_secrets(str(exc)))
+        rows = None
+    if rows is not None:
         markdown = health_markdown(rows, now=now, run_id=run_id)
         summary = summary_line(rows)
     else:
