@@ -120,7 +120,13 @@ def finale_backfill(
     )
     total = len(windows) * len(specs)
     engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
-    progress = ProgressArtifact(key=f"backfill-{bid}", description=f"Backfill {bid}")
+    progress = ProgressArtifact(
+        key=f"backfill-{bid}",
+        description=(
+            f"Backfill {bid}: share of its {total} windows done ({', '.join(names)}, "
+            f"{since.date()} to {until.date()})"
+        ),
+    )
     done = 0
     summary = BackfillSummary(bid, windows=total, skipped=0, entities={n: {} for n in names})
     try:

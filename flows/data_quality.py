@@ -3,8 +3,9 @@
 It measures every check on every entity (``pipeline.dq``), stores the results in
 ``dq_results``, alerts on entities whose health that changed (through the sync's alert
 path, once per change), publishes the report as artifacts, rewrites the analytics
-dataset's partitions of the days it covers (``analytics``) and announces the report with
-the event ``inventory-sync.dq.report.ready``.
+dataset's partitions of the days it covers (``analytics``), writes the sync-health HTML
+report to ``REPORTS_DIR`` (linked from the ``sync-health-report`` artifact) and announces
+the report with the event ``inventory-sync.dq.report.ready``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tasks.dq_tasks import (
     health_of_all,
     run_quality_checks,
 )
+from tasks.report_tasks import write_health_report
 from warehouse.db import create_warehouse_engine
 from warehouse.migrate import upgrade
 
@@ -43,7 +45,8 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
 
     Returns:
         ``report_id``, ``reported_at``, ``checks``, ``failed`` (``entity: check[subject]``
-        of each failed check), ``alerts``, ``dataset_url``, ``files`` and ``event_id``.
+        of each failed check), ``alerts``, ``dataset_url``, ``files``, ``event_id`` and
+        ``report_path`` (the HTML report).
     """
     from reporting.artifacts import publish_quality_report
 
@@ -63,6 +66,7 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
         start = report.reported_at - timedelta(hours=hours)
         days = sorted({*days_between(start, report.reported_at), *report.replaced_dates})
         written = export_analytics(engine, location, days)
+        report_path = write_health_report(settings, engine)
     finally:
         engine.dispose()
     event = announce_report(report, location, written)
@@ -73,6 +77,7 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
         + (f" ({'; '.join(failed)})" if failed else "")
     )
     print(f"analytics dataset: {location.url} ({len(written.files)} files written)")
+    print(f"sync-health report: {report_path}")
     return {
         "report_id": report_id,
         "reported_at": report.reported_at.isoformat(),
@@ -83,5 +88,6 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
         "files": written.files,
         "rows": written.rows,
         "event_id": str(event.id) if event is not None else None,
+        "report_path": report_path,
         "summary": summary,
     }

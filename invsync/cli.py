@@ -310,6 +310,54 @@ def status(
         )
 
 
+def run_report_flow() -> tuple[bool, dict[str, Any] | str]:
+    """Run the ``data-quality-report`` flow; return (succeeded, its result or the error)."""
+    from flows.data_quality import data_quality_report
+    from invsync.prefect_server import temporary_server
+
+    _quiet_console()
+    with temporary_server(), _heartbeat_only_if_configured():
+        state = data_quality_report(return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        return False, _first_line(outcome)
+    return True, outcome
+
+
+@app.command()
+def report(
+    open_it: Annotated[
+        bool, typer.Option("--open", help="Open the HTML report in a web browser.")
+    ] = False,
+) -> None:
+    """Run the data-quality checks and write the sync-health HTML report (to REPORTS_DIR);
+    the last line printed is the report's path (exit 0 written, 1 failed, 2 bad settings)."""
+    try:
+        settings = load_settings()
+        from pipeline.dq import DQConfigError, load_dq_config
+
+        load_dq_config(settings.dq_config)
+    except (ConfigError, DQConfigError) as exc:
+        _fail(str(exc))
+        return
+    ok, outcome = run_report_flow()
+    if not ok or not isinstance(outcome, dict):
+        _fail(f"report failed: {outcome}", code=1)
+        return
+    failed = outcome["failed"]
+    typer.echo(
+        f"data-quality report {outcome['report_id']}: {outcome['checks']} checks, "
+        f"{len(failed)} failed" + (f" ({'; '.join(failed)})" if failed else "")
+    )
+    typer.echo(f"analytics dataset: {outcome['dataset_url']}")
+    if open_it:
+        import webbrowser
+        from pathlib import Path
+
+        webbrowser.open(Path(outcome["report_path"]).as_uri())
+    typer.echo(outcome["report_path"])
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument()] = "head",

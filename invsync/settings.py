@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_WAREHOUSE_URL = "sqlite:///./data/warehouse.db"
 #: Where the analytics dataset goes: a local folder, or any pyarrow/fsspec filesystem URL.
 DEFAULT_ANALYTICS_URL = "./data/analytics"
+#: Where the sync-health HTML reports go (``invsync report``, the daily report).
+DEFAULT_REPORTS_DIR = "./data/reports"
 
 
 class ConfigError(Exception):
@@ -86,6 +88,8 @@ class Settings(BaseSettings):
     # Data quality and the analytics hand-off (issue 12).
     dq_config: Path | None = None
     analytics_url: str = DEFAULT_ANALYTICS_URL
+    # The sync-health HTML reports: a local folder (a report is a file a person opens).
+    reports_dir: Path = Path(DEFAULT_REPORTS_DIR)
 
     # Notifications (issue 4).
     sendgrid_api_key: SecretStr | None = None

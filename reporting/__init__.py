@@ -1,6 +1,9 @@
 """Sync-health reporting in Prefect: artifacts per run, events per entity, masking.
 
-- ``publish_run_artifacts(results, status_rows)``: counts, quarantine sample, health;
+- ``publish_run_artifacts(results, status_rows)``: health at a glance, counts, quarantine
+  sample (``reporting.health`` builds the health view);
+- ``html_report``: the self-contained sync-health HTML report with 7- and 30-day trends,
+  linked by ``publish_report_link``;
 - ``create_progress(key)`` / ``ProgressArtifact``: a backfill's progress bar;
 - ``emit_sync_event(result, status)``: ``inventory-sync.sync.{completed,degraded,failed}``;
 - ``emit_dq_report_event(payload)``: ``inventory-sync.dq.report.ready``, where a report is;
@@ -13,9 +16,11 @@ from reporting.artifacts import (
     COUNTS_KEY,
     HEALTH_KEY,
     QUARANTINE_KEY,
+    REPORT_LINK_KEY,
     ProgressArtifact,
     artifact_key,
     create_progress,
+    publish_report_link,
     publish_run_artifacts,
 )
 from reporting.events import (
@@ -38,6 +43,7 @@ __all__ = [
     "EVENT_FAILED",
     "HEALTH_KEY",
     "QUARANTINE_KEY",
+    "REPORT_LINK_KEY",
     "ProgressArtifact",
     "artifact_key",
     "create_progress",
@@ -49,6 +55,7 @@ __all__ = [
     "mask_phone",
     "mask_pii",
     "mask_text",
+    "publish_report_link",
     "publish_run_artifacts",
     "sync_event_payload",
 ]

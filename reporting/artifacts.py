@@ -1,4 +1,4 @@
-"""Prefect artifacts for every sync run: counts, a masked quarantine sample, health.
+"""Prefect artifacts: sync health, counts, a masked quarantine sample, the reports.
 
 Artifacts are published under STABLE keys, so the Prefect UI's Artifacts page shows each
 one's history across runs (a key must be lowercase letters, digits and dashes):
@@ -6,12 +6,17 @@ one's history across runs (a key must be lowercase letters, digits and dashes):
 ========================================  ==========  =====================================
 key                                       type        content
 ========================================  ==========  =====================================
+``sync-health``                           markdown    every entity at a glance (``health``)
 ``sync-counts``                           table       one row per entity of this run
 ``sync-counts-<entity>``                  table       that entity's row, for its own history
 ``sync-quarantine-sample``                table       masked sample of this run's quarantine
-``sync-health``                           markdown    status JSON per entity, health score
+``data-quality-report``                   table       the daily report's run summary
+``data-quality-reasons``                  markdown    rules the open quarantine fails
+``sync-health-report``                    link        the day's HTML report (``html_report``)
 ``<key>`` given to ``create_progress``    progress    backfill progress, updated in place
 ========================================  ==========  =====================================
+
+Every artifact carries a description that says what it holds (the UI shows it on the card).
 
 (``<entity>`` is the entity name with ``_`` as ``-``: ``sync-counts-purchase-orders``.)
 
@@ -25,10 +30,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -36,7 +43,8 @@ from prefect.artifacts import (
 )
 
 from connectors.redact import mask_text, redact_secrets
-from reporting.tables import counts_table, health_markdown, quarantine_summary, quarantine_table
+from reporting.health import health_markdown, health_rows, summary_line
+from reporting.tables import counts_table, quarantine_summary, quarantine_table
 from warehouse.runs import RunRecord
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 COUNTS_KEY = "sync-counts"
 QUARANTINE_KEY = "sync-quarantine-sample"
 HEALTH_KEY = "sync-health"
+REPORT_LINK_KEY = "sync-health-report"
 
 _KEY_OK = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -84,9 +93,12 @@ def _publish(kind: str, key: str, create: Any, **kwargs: Any) -> UUID | None:
         return None
 
 
-def _description(results: Sequence[RunRecord], run_id: str | None) -> str:
-    states = ", ".join(f"{r.entity} {r.status.value}" for r in results) or "no entities"
-    return f"Sync run `{run_id}`: {states}" if run_id else f"Sync run: {states}"
+def _run_states(results: Sequence[RunRecord]) -> str:
+    return ", ".join(f"{r.entity} {r.status.value}" for r in results) or "no entities"
+
+
+def _in_run(run_id: str | None) -> str:
+    return f" in sync run `{run_id}`" if run_id else ""
 
 
 def publish_run_artifacts(
@@ -95,8 +107,10 @@ def publish_run_artifacts(
     *,
     run_id: str | None = None,
     per_entity: bool = True,
+    moved_24h: Mapping[str, int] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, UUID]:
-    """Publish the counts, quarantine-sample and health artifacts of one sync run.
+    """Publish the health, counts and quarantine-sample artifacts of one sync run.
 
     Call it inside the flow run (the artifacts are then linked to it), after the entities
     finished, with their records (``EntityRunResult``) and the status rows of
@@ -104,9 +118,12 @@ def publish_run_artifacts(
 
     Args:
         results: one record per entity run (a failed entity's may have no counts).
-        status_rows: the status JSON per entity, or ``None`` if it could not be computed.
+        status_rows: the status JSON per entity, or ``None`` if it could not be computed
+            (the health artifact then says so and lists this run's statuses).
         run_id: the sync run id, shown in the artifact descriptions.
         per_entity: also publish ``sync-counts-<entity>`` per entity.
+        moved_24h: entity -> records written in the last 24 hours, for the health view.
+        now: when the health was measured (default: now).
 
     Returns:
         ``{key: artifact id}`` for each artifact published (a failed one is absent).
@@ -114,15 +131,43 @@ def publish_run_artifacts(
     if not results and status_rows is None:
         return {}
     run_id = run_id or next((r.run_id for r in results if r.run_id), None)
-    description = _description(results, run_id)
+    now = now or datetime.now(UTC)
     published: dict[str, UUID | None] = {}
+    try:  # best effort, like publishing: a row it cannot show must not fail the run
+        rows = (
+            health_rows(status_rows, moved_24h, now=now, touched={r.entity for r in results})
+            if status_rows is not None
+            else None
+        )
+    except (TypeError, ValueError) as exc:
+        log.warning("could not build the sync-health rows: %s", redact_secrets(str(exc)))
+        rows = None
+    if rows is not None:
+        markdown = health_markdown(rows, now=now, run_id=run_id)
+        summary = summary_line(rows)
+    else:
+        markdown = (
+            "### Sync health not available\n\nThe warehouse could not be read after this run; "
+            f"its entities ended: {_run_states(results)}.\n"
+        )
+        summary = f"not available; this run: {_run_states(results)}"
+    published[HEALTH_KEY] = _publish(
+        "markdown",
+        HEALTH_KEY,
+        create_markdown_artifact,
+        markdown=markdown,
+        description=f"Sync health of every entity{_in_run(run_id)}: {summary}",
+    )
     if results:
         published[COUNTS_KEY] = _publish(
             "table",
             COUNTS_KEY,
             create_table_artifact,
             table=counts_table(results),
-            description=description,
+            description=(
+                f"Records read, written, quarantined and deleted per entity{_in_run(run_id)} "
+                f"({_run_states(results)})"
+            ),
         )
         if per_entity:
             for result in results:
@@ -132,7 +177,10 @@ def publish_run_artifacts(
                     key,
                     create_table_artifact,
                     table=counts_table([result]),
-                    description=_description([result], run_id),
+                    description=(
+                        f"{result.entity}: records read, written, quarantined and deleted"
+                        f"{_in_run(run_id)} ({result.status.value})"
+                    ),
                 )
         sample = quarantine_table(results)
         published[QUARANTINE_KEY] = _publish(
@@ -141,18 +189,35 @@ def publish_run_artifacts(
             create_table_artifact,
             table=sample,
             description=(
-                f"{description}. {quarantine_summary(results, status_rows)}. Sample of this "
-                f"run's records (personal data masked): {len(sample['entity'])}"
+                f"Sample of the records quarantined{_in_run(run_id)}, personal data masked "
+                f"({len(sample['entity'])} shown): {quarantine_summary(results, status_rows)}"
             ),
         )
-    published[HEALTH_KEY] = _publish(
-        "markdown",
-        HEALTH_KEY,
-        create_markdown_artifact,
-        markdown=health_markdown(status_rows, results),
-        description=description,
-    )
     return {key: value for key, value in published.items() if value is not None}
+
+
+def publish_report_link(path: str, *, summary: str) -> UUID | None:
+    """Publish the link artifact ``sync-health-report`` to the HTML report just written.
+
+    Args:
+        path: the report file (absolute; linked as a ``file://`` URL, which opens on the
+            machine that wrote it or wherever ``REPORTS_DIR`` is shared).
+        summary: the statuses at report time (``summary_line``), for the description.
+    """
+    from pathlib import Path
+
+    url = Path(path).resolve().as_uri()
+    return _publish(
+        "link",
+        REPORT_LINK_KEY,
+        create_link_artifact,
+        link=url,
+        link_text=f"Sync-health report: {Path(path).name}",
+        description=(
+            "HTML report of sync health with 7- and 30-day trends per entity (records per "
+            f"run, duration, quarantine share, freshness, checks): {summary}"
+        ),
+    )
 
 
 class ProgressArtifact:
@@ -290,9 +355,22 @@ def publish_quality_report(report: Mapping[str, Any]) -> dict[str, UUID]:
             lines.append("- no open quarantined records")
         lines.append("")
     published = {
-        QUALITY_KEY: _publish("table", QUALITY_KEY, create_table_artifact, table=rows),
+        QUALITY_KEY: _publish(
+            "table",
+            QUALITY_KEY,
+            create_table_artifact,
+            table=rows,
+            description=(
+                f"Data quality since {report.get('since')}: runs, records quarantined, open "
+                "quarantine and the last reconciliation per entity"
+            ),
+        ),
         "data-quality-reasons": _publish(
-            "markdown", "data-quality-reasons", create_markdown_artifact, markdown="\n".join(lines)
+            "markdown",
+            "data-quality-reasons",
+            create_markdown_artifact,
+            markdown="\n".join(lines),
+            description="The validation rules the open quarantine records fail, per entity",
         ),
     }
     return {key: value for key, value in published.items() if value is not None}

@@ -1,4 +1,6 @@
-"""Pure builders of what the artifacts show: counts rows, quarantine rows, health markdown.
+"""Pure builders of what the artifacts show: counts rows and quarantine rows.
+
+(The health view is ``reporting.health``.)
 
 Kept apart from ``reporting.artifacts`` (which talks to the Prefect API) so the content can
 be tested as data. Everything that comes from a record or an error message is masked
@@ -145,77 +147,3 @@ def quarantine_summary(
         open_records = sum(int(r.get("open_quarantine") or 0) for r in status_rows)
         line += f"; open quarantine: {open_records} records"
     return line
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    # A pipe would end the cell; a newline would end the row.
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def clean_status(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A status JSON row with ``last_error`` redacted and masked."""
-    out = dict(row)
-    if out.get("last_error") is not None:
-        out["last_error"] = clean_text(out["last_error"], limit=1000)
-    return out
-
-
-def health_markdown(
-    status_rows: Iterable[Mapping[str, Any]] | None, results: Iterable[RunRecord] = ()
-) -> str:
-    """Markdown for the health artifact: a summary table, then each entity's status JSON.
-
-    Args:
-        status_rows: rows of ``pipeline.status.entity_status`` (one per entity), or ``None``
-            when the status could not be computed (then the run's own statuses are shown).
-        results: this run's entity results, to mark which entities this run touched.
-    """
-    touched = {r.entity for r in results}
-    lines = ["# Sync health", ""]
-    if status_rows is None:
-        lines += ["Status JSON not available for this run.", ""]
-        lines += ["| entity | run status |", "|---|---|"]
-        lines += [f"| {_cell(r.entity)} | {_cell(r.status.value)} |" for r in results]
-        return "\n".join(lines) + "\n"
-    rows = [clean_status(r) for r in status_rows]
-    lines += [
-        "| entity | status | health score | last sync | records synced | errors | "
-        "duration (ms) | next sync | open quarantine (records) | in this run |",
-        "|---|---|---:|---|---:|---:|---:|---|---:|---|",
-    ]
-    for row in rows:
-        metrics = row.get("metrics") or {}
-        lines.append(
-            "| "
-            + " | ".join(
-                _cell(v)
-                for v in (
-                    row.get("entity"),
-                    row.get("status"),
-                    row.get("health_score"),
-                    row.get("last_sync"),
-                    metrics.get("records_synced"),
-                    metrics.get("errors"),
-                    metrics.get("sync_duration_ms"),
-                    metrics.get("next_sync"),
-                    row.get("open_quarantine"),
-                    "yes" if row.get("entity") in touched else "",
-                )
-            )
-            + " |"
-        )
-    lines += [
-        "",
-        "Health score: 100, minus 50 for a failed last run, 20 for a degraded one, up to 20 "
-        "for quarantined records and up to 30 for staleness (see `pipeline/status.py`). "
-        "Errors are the latest run's (records it quarantined, +1 if it failed); open "
-        "quarantine counts distinct records still failing, however many runs read them.",
-        "",
-    ]
-    for row in rows:
-        lines += [f"## {row.get('entity')}", "", "```json"]
-        lines.append(json.dumps(row, indent=2, default=str, ensure_ascii=False))
-        lines += ["```", ""]
-    return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,6 +109,21 @@ def alert_on_change(
     return kind
 
 
+@task(name="write-health-report", cache_policy=NO_CACHE)
+def write_health_report(settings: Settings, engine: sa.Engine) -> str:
+    """Write the sync-health HTML report to REPORTS_DIR and link it from the
+    ``sync-health-report`` artifact; returns the file's absolute path."""
+    from reporting.artifacts import publish_report_link
+    from reporting.health import summary_line
+    from reporting.html_report import load_health_data, render_report, write_report
+
+    with engine.connect() as conn:
+        data = load_health_data(conn, quarantine_ratio=settings.quarantine_fail_ratio)
+    path = write_report(render_report(data), settings.reports_dir, data.now)
+    publish_report_link(str(path), summary=summary_line(data.rows))
+    return str(path)
+
+
 def _flow_run_link() -> str | None:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
@@ -123,7 +139,10 @@ def publish_artifacts(
     run_id: str,
     quarantine_ratio: float,
 ) -> list[str]:
-    """Publish the counts, quarantine-sample and health artifacts of the run."""
+    """Publish the health, counts and quarantine-sample artifacts of the run."""
+    now = datetime.now(UTC)
     with engine.connect() as conn:
-        statuses = all_statuses(conn, quarantine_ratio=quarantine_ratio)
-    return list(publish_run_artifacts(results, statuses, run_id=run_id))
+        statuses = all_statuses(conn, now, quarantine_ratio=quarantine_ratio)
+        moved = runs.records_written_since(conn, now - timedelta(hours=24))
+    published = publish_run_artifacts(results, statuses, run_id=run_id, moved_24h=moved, now=now)
+    return list(published)

@@ -196,6 +196,16 @@ def results_on(conn: sa.Connection, day: date) -> list[StoredResult]:
     return [_stored(row) for row in conn.execute(query).mappings()]
 
 
+def results_between(conn: sa.Connection, start: datetime, end: datetime) -> list[StoredResult]:
+    """Every result reported in ``[start, end)``, by time, entity and check."""
+    query = (
+        sa.select(dq_results)
+        .where(dq_results.c.reported_at >= start, dq_results.c.reported_at < end)
+        .order_by(dq_results.c.reported_at, dq_results.c.entity, dq_results.c.check_name)
+    )
+    return [_stored(row) for row in conn.execute(query).mappings()]
+
+
 def _stored(row: sa.RowMapping) -> StoredResult:
     return StoredResult(
         entity=row["entity"],

@@ -481,6 +481,18 @@ def runs_started_between(conn: sa.Connection, start: datetime, end: datetime) ->
     return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
+def records_written_since(conn: sa.Connection, since: datetime) -> dict[str, int]:
+    """Records written (inserted + updated) per entity by the runs started at or after
+    ``since``; entities without such runs are absent."""
+    written = sa.func.sum(sync_runs.c.inserted + sync_runs.c.updated)
+    query = (
+        sa.select(sync_runs.c.entity, written)
+        .where(sync_runs.c.started_at >= since)
+        .group_by(sync_runs.c.entity)
+    )
+    return {entity: int(total or 0) for entity, total in conn.execute(query)}
+
+
 # --- internals ---------------------------------------------------------------------------
 
 

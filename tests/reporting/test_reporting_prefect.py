@@ -130,11 +130,26 @@ def test_quarantine_artifact_holds_masked_values_never_the_raw_ones(
     assert "123-4567" not in data
 
 
-def test_health_artifact_is_markdown_with_scores(runs: list[dict[str, Any]]) -> None:
+def test_health_artifact_is_a_coloured_table_without_json(runs: list[dict[str, Any]]) -> None:
     [artifact] = read_artifacts(runs[0]["flow_run_id"], {"sync-health"})
     assert artifact.type == "markdown"
-    assert "| vendors | degraded | 75 |" in str(artifact.data)
-    assert RAW_EMAIL not in str(artifact.data)
+    data = str(artifact.data)
+    assert "| **vendors** | 🟡 degraded (75) |" in data
+    assert "| **stock** | 🔴 failing (20) | never |" in data
+    assert "```json" not in data and '"health_score"' not in data
+    assert RAW_EMAIL not in data and "abcdefgh12345678" not in data
+    assert artifact.description == (
+        "Sync health of every entity in sync run `run-0001`: 1 degraded · 1 failing"
+    )
+
+
+def test_every_artifact_says_what_it_holds(runs: list[dict[str, Any]]) -> None:
+    artifacts = {a.key: a for a in read_artifacts(runs[0]["flow_run_id"])}
+    descriptions = {key: a.description or "" for key, a in artifacts.items()}
+    assert not any(d.startswith("Sync run") for d in descriptions.values())
+    assert descriptions["sync-counts"].startswith("Records read, written, quarantined")
+    assert descriptions["sync-counts-stock"].startswith("stock: records read")
+    assert descriptions["sync-quarantine-sample"].startswith("Sample of the records quarantined")
 
 
 def test_events_are_emitted_per_entity_with_counts_and_health(

@@ -23,7 +23,6 @@ from reporting.tables import (
     COUNT_COLUMNS,
     QUARANTINE_COLUMNS,
     counts_table,
-    health_markdown,
     quarantine_summary,
     quarantine_table,
 )
@@ -86,25 +85,6 @@ def test_long_payloads_are_cut_after_masking() -> None:
     assert RAW_EMAIL not in table["payload"][0]
 
 
-def test_health_markdown_has_summary_and_status_json(
-    results: list[RunRecord], statuses: list[dict[str, Any]]
-) -> None:
-    markdown = health_markdown(statuses, results)
-    assert markdown.startswith("# Sync health")
-    assert (
-        "| vendors | degraded | 75 | 2026-01-01T11:00:04+00:00 | 35 | 2 | 4250 | "
-        "2026-01-01T12:00:04+00:00 | 3 | yes |"
-    ) in markdown
-    assert "| stock | failing | 20 | - |" in markdown
-    assert "| open quarantine (records) |" in markdown
-    assert "## vendors" in markdown and "```json" in markdown
-    assert '"health_score": 75' in markdown
-    # The stored error is redacted and masked again on the way out.
-    assert RAW_EMAIL not in markdown
-    assert "abcdefgh12345678" not in markdown
-    assert "j***@a***.com" in markdown
-
-
 def test_quarantine_summary_tells_this_runs_reads_from_the_open_records(
     results: list[RunRecord], statuses: list[dict[str, Any]]
 ) -> None:
@@ -143,14 +123,6 @@ def test_quality_report_artifacts_list_every_rule_with_counts_that_add_up(
     assert "- 2 x cost must be between 0 and 1e+09\n- 1 x email is j***@a***.com" in markdown
     assert RAW_EMAIL not in markdown
     assert "## vendors: open quarantine: 0 records\n\n- no open quarantined records" in markdown
-
-
-def test_health_markdown_without_status_rows_lists_run_statuses(
-    results: list[RunRecord],
-) -> None:
-    markdown = health_markdown(None, results)
-    assert "Status JSON not available" in markdown
-    assert "| stock | failed |" in markdown
 
 
 @pytest.mark.parametrize(
