@@ -43,8 +43,10 @@ from warehouse.runs import RunRecord, RunStatus
 log = logging.getLogger(__name__)
 
 #: How a run reads. "backfill" reads [since, until] like "incremental" but never moves the
-#: watermark, and is recorded (sync_runs, subflow names, events) as a backfill.
-MODES = ("incremental", "full", "backfill")
+#: watermark, and is recorded (sync_runs, subflow names, events) as a backfill. "import"
+#: reads a file (``formats.imports``): every record of it, never moving the watermark and
+#: never marking rows the file does not hold as deleted.
+MODES = ("incremental", "full", "backfill", "import")
 
 
 class QuarantineThresholdExceeded(Exception):
@@ -256,6 +258,8 @@ class EntitySync:
     @property
     def full_read(self) -> bool:
         """Whether this run reads the whole collection (and so can detect deletions)."""
+        if self.options.mode == "import":  # a file holds what it holds, not the collection
+            return False
         if not self.spec.incremental or self.options.mode == "full":
             return True
         return self.options.since is None and self.result.watermark_before is None
@@ -270,7 +274,7 @@ class EntitySync:
         """
         if not (self.spec.incremental and self.options.advance_watermark):
             return False
-        if self.options.mode == "backfill":
+        if self.options.mode in ("backfill", "import"):
             return False
         since, mark = self.options.since, self.result.watermark_before
         return since is None or (mark is not None and since <= mark)
@@ -326,7 +330,7 @@ class EntitySync:
     def _read(self) -> Iterator[Chunk]:
         read_started = _utcnow()
         server_filter = dict(self.spec.server_filter) or None
-        if self.full_read:
+        if self.full_read or self.options.mode == "import":
             pages = self.source.iter_collection(
                 self.spec.collection,
                 page_size=self.options.chunk_size,
