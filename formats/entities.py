@@ -108,7 +108,10 @@ def _joined(keys: list[str]) -> Callable[[pd.DataFrame], pd.Series]:
     def key(raw: pd.DataFrame) -> pd.Series:
         parts = [raw.get(k, pd.Series(None, index=raw.index, dtype=object)) for k in keys]
         return pd.Series(
-            ["/".join("?" if v is None or v != v else str(v) for v in row) for row in zip(*parts)],
+            [
+                "/".join("?" if v is None or v != v else str(v) for v in row)
+                for row in zip(*parts, strict=True)
+            ],
             index=raw.index,
             dtype=object,
         )

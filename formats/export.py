@@ -168,9 +168,7 @@ def arrow_schema(entity: FileEntity) -> pa.Schema:
     return pa.schema([pa.field(c, _ARROW[k]) for c, k in entity.kinds.items()])
 
 
-def write_parquet(
-    path: str, entity: FileEntity, batches: Iterator[Sequence[Sequence[Any]]]
-) -> int:
+def write_parquet(path: str, entity: FileEntity, batches: Iterator[Sequence[Sequence[Any]]]) -> int:
     """One row group per batch of rows."""
     schema = arrow_schema(entity)
     kinds = list(entity.kinds.values())
@@ -180,7 +178,9 @@ def write_parquet(
             columns = [list(col) for col in zip(*batch, strict=True)] or [[] for _ in kinds]
             for i, kind in enumerate(kinds):
                 if kind == "numeric":
-                    columns[i] = [None if v is None else Decimal(v).quantize(_FOUR) for v in columns[i]]
+                    columns[i] = [
+                        None if v is None else Decimal(v).quantize(_FOUR) for v in columns[i]
+                    ]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
             count += len(batch)
         if count == 0:

@@ -75,8 +75,12 @@ def _record(entity: FileEntity, fields: dict[str, Any], where: str) -> dict[str,
     return row
 
 
-def _refused(entity: FileEntity, where: str, why: str, content: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(entity.columns)
+def _refused(
+    entity: FileEntity, where: str, why: str, content: Any, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A record refused as a whole; ``fields``: what of it could be read (its key, for the
+    quarantine entry)."""
+    row: dict[str, Any] = {c: (fields or {}).get(c) for c in entity.columns}
     row.update({WHERE: where, PROBLEM: f"{where}: {why}", "content": content})
     return row
 
@@ -105,9 +109,14 @@ def _csv_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
                         f"has {len(cells)} fields, the header has {len(header)} (a truncated "
                         "or misquoted row)",
                         delimiter.join(cells),
+                        dict(zip(header, cells, strict=False)),
                     )
                     continue
-                yield _record(entity, {h: (c if c != "" else None) for h, c in zip(header, cells)}, where)
+                yield _record(
+                    entity,
+                    {h: (c if c != "" else None) for h, c in zip(header, cells, strict=True)},
+                    where,
+                )
         except csv.Error as exc:
             raise FileFormatError(
                 f"{path}: line {reader.line_num + 1}: {exc} (a quoted cell is not closed: "
@@ -183,7 +192,9 @@ def _json_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
             )
 
         if skip() != "[":
-            raise FileFormatError(f"{path}: a JSON file must hold one array of objects: [{{...}}, ...]")
+            raise FileFormatError(
+                f"{path}: a JSON file must hold one array of objects: [{{...}}, ...]"
+            )
         pos += 1
         if skip() == "]":
             return
@@ -237,7 +248,9 @@ def _xml_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
                 for child in elem:
                     if len(child):
                         nested.append(child.tag)
-                    fields[child.tag] = None if child.get(nil) in ("true", "1") else (child.text or "")
+                    fields[child.tag] = (
+                        None if child.get(nil) in ("true", "1") else (child.text or "")
+                    )
                 row = _record(entity, fields, where)
                 if nested and row[PROBLEM] is None:
                     row[PROBLEM] = f"{where}: <{'>, <'.join(nested)}> hold elements, not text"
@@ -300,7 +313,9 @@ def records(path: str | Path, entity: FileEntity, fmt: str) -> Iterator[dict[str
         ) from exc
 
 
-def chunks(path: str | Path, entity: FileEntity, fmt: str, size: int = CHUNK) -> Iterator[pd.DataFrame]:
+def chunks(
+    path: str | Path, entity: FileEntity, fmt: str, size: int = CHUNK
+) -> Iterator[pd.DataFrame]:
     """The file's records as object-typed frames of at most ``size`` rows."""
     columns = [*entity.columns, WHERE, PROBLEM]
     batch: list[dict[str, Any]] = []

@@ -37,9 +37,7 @@ def new_warehouse(
                 with admin.connect() as conn:
                     conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
                 database["name"] = name
-                database["url"] = admin.url.set(database=name).render_as_string(
-                    hide_password=False
-                )
+                database["url"] = admin.url.set(database=name).render_as_string(hide_password=False)
             schema = f"wh_{uuid.uuid4().hex[:8]}"
             upgrade(database["url"], schema=schema)
             engine = create_warehouse_engine(database["url"], schema=schema)
@@ -53,5 +51,3 @@ def new_warehouse(
         admin = request.getfixturevalue("pg_admin_engine")
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database["name"]}" WITH (FORCE)'))
-
-
