@@ -222,16 +222,18 @@ def _json_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
 
 def _xml_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
     nil = f"{{{XSI}}}nil"
-    depth, item_no = 0, 0
+    depth, item_no, root = 0, 0, None
     try:
         events = iterparse(str(path), events=("start", "end"), forbid_dtd=True)
         for event, elem in events:
             if event == "start":
                 depth += 1
-                if depth == 1 and elem.tag != entity.name:
-                    raise FileFormatError(
-                        f"{path}: the root element is <{elem.tag}>, expected <{entity.name}>"
-                    )
+                if depth == 1:
+                    if elem.tag != entity.name:
+                        raise FileFormatError(
+                            f"{path}: the root element is <{elem.tag}>, expected <{entity.name}>"
+                        )
+                    root = elem
                 continue
             depth -= 1
             if depth != 1:
@@ -255,7 +257,10 @@ def _xml_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
                 if nested and row[PROBLEM] is None:
                     row[PROBLEM] = f"{where}: <{'>, <'.join(nested)}> hold elements, not text"
                 yield row
+            # Let go of the record: memory stays flat however many the file holds.
             elem.clear()
+            if root is not None:
+                root.remove(elem)
     except DefusedXmlException as exc:
         raise FileFormatError(
             f"{path}: refused: the XML declares a DTD or entities ({type(exc).__name__}); "
