@@ -78,7 +78,7 @@ class RunRecord:
     Attributes:
         run_id: Our run id (one per flow run and entity set).
         entity: Entity name.
-        mode: ``incremental``, ``full`` or ``backfill``.
+        mode: ``incremental``, ``full``, ``backfill`` or ``import`` (a file, ``invsync import``).
         status: How the run stands.
         extracted: Records read from Finale.
         inserted: Rows inserted.
@@ -439,10 +439,17 @@ def count_finished_runs(conn: sa.Connection, entity: str) -> int:
     return int(conn.execute(query).scalar_one())
 
 
+#: The ``sync_runs.mode`` of a file import (``formats.imports``).
+IMPORT_MODE = "import"
+
+
 def last_finished_run(
     conn: sa.Connection, entity: str, statuses: Collection[str] | None = None
 ) -> RunRecord | None:
-    """The latest (by ``started_at``, then ``id``) run of ``entity`` that is not running.
+    """The latest (by ``started_at``, then ``id``) sync of ``entity`` that is not running.
+
+    File imports (mode ``import``, ``invsync import``) are left out: an entity's health is
+    how its syncs from its source fare, which a file loaded by hand says nothing about.
 
     Args:
         conn: Connection.
@@ -451,7 +458,11 @@ def last_finished_run(
     """
     query = (
         sa.select(sync_runs)
-        .where(sync_runs.c.entity == entity, sync_runs.c.status != RUNNING)
+        .where(
+            sync_runs.c.entity == entity,
+            sync_runs.c.status != RUNNING,
+            sync_runs.c.mode != IMPORT_MODE,
+        )
         .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
         .limit(1)
     )

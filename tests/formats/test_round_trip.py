@@ -14,6 +14,7 @@ from format_seed import SEED, seed, table_rows
 from formats.entities import FILE_ENTITIES
 from formats.export import FORMATS, export
 from formats.imports import import_file
+from pipeline.status import entity_status
 from schemas import tables
 
 BACKENDS = ["sqlite", "postgres"]
@@ -71,6 +72,9 @@ def test_every_entity_round_trips_into_an_empty_warehouse(
             sa.select(tables.sync_runs.c.mode, sa.func.count()).group_by(tables.sync_runs.c.mode)
         ).all()
     assert runs == [("import", 2 * len(FILE_ENTITIES))]
+    # Imports are not syncs: the entity's health still says it was never synced.
+    with target.connect() as conn:
+        assert entity_status(conn, "products")["last_sync"] is None
 
 
 def test_export_since_keeps_rows_updated_from_then_on(seeded: dict[str, sa.Engine]) -> None:
