@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -725,11 +726,13 @@ def export_command(
             else:
                 with open(output, "w", encoding="utf-8", newline="") as out:
                     count = export(conn, spec, fmt, out, since=start)
-    except ExportError as exc:
-        _fail(str(exc), code=1)
-        return
-    except OSError as exc:
-        _fail(f"--output {output}: {exc.strerror or exc}")
+    except (ExportError, OSError) as exc:
+        if output is not None and not isinstance(exc, FileNotFoundError):
+            # A file cut short looks complete to whoever opens it: leave none behind.
+            Path(output).unlink(missing_ok=True)
+        if isinstance(exc, ExportError):
+            _fail(str(exc), code=1)
+        _fail(f"--output {output}: {getattr(exc, 'strerror', None) or exc}")
         return
     finally:
         engine.dispose()

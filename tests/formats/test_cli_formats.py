@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from invsync.cli import app
 from schemas import tables
+from warehouse import load
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +119,18 @@ def test_hostile_xml_exits_2_and_loads_nothing(
     assert result.exit_code == 2
     assert "entities are never expanded" in result.stderr
     assert table_rows(source, tables.products) == before
+
+
+def test_an_export_that_fails_leaves_no_file_behind(
+    new_warehouse: Callable[[str], sa.Engine], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = new_warehouse("sqlite")
+    frame = SEED["vendors"].copy()
+    frame.loc[1, "name"] = "bell\x07"
+    with engine.begin() as conn:
+        load.load_chunk(conn, tables.vendors, frame, synced_at=datetime.now(UTC))
+    out = tmp_path / "vendors.xml"
+    result = _run(engine, monkeypatch, "export", "vendors", "-f", "xml", "-o", str(out))
+    assert result.exit_code == 1
+    assert "vendors.name holds a character XML 1.0 cannot carry" in result.stderr
+    assert not out.exists()
