@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from formats.entities import FileEntity
-from formats.read import FileSource
+from formats.read import FileFormatError, FileSource
 from pipeline.sync import EntityRunResult, EntitySync, SyncOptions
 
 
@@ -74,8 +74,8 @@ def import_file(
     """Load every record of the file, or quarantine it with its reasons.
 
     Raises:
-        formats.read.FileFormatError: the file cannot be read (chunks committed before the
-            error stay loaded; the run is recorded as failed).
+        formats.read.FileFormatError: the file cannot be read; the message says what was
+            committed before the damage (whole chunks; the run is recorded as failed).
     """
     run_id = run_id or f"import-{uuid.uuid4().hex[:12]}"
     options = SyncOptions(
@@ -86,10 +86,23 @@ def import_file(
         quarantine_fail_ratio=1.0,
     )
     source = FileSource(path, entity, fmt)
-    with EntitySync(entity.spec(), source, engine, run_id=run_id, options=options) as sync:
-        for chunk in sync.chunks():
-            sync.process(chunk)
-        result: EntityRunResult = sync.finish()
+    sync = EntitySync(entity.spec(), source, engine, run_id=run_id, options=options)
+    try:
+        with sync:
+            for chunk in sync.chunks():
+                sync.process(chunk)
+            result: EntityRunResult = sync.finish()
+    except FileFormatError as exc:
+        done = sync.result
+        if done.extracted:
+            kept = (
+                f"; the {done.extracted} record(s) before it were committed (loaded "
+                f"{done.inserted + done.updated}, unchanged {done.unchanged}, quarantined "
+                f"{done.quarantined}): importing the repaired file again is safe"
+            )
+        else:
+            kept = "; nothing was loaded"
+        raise FileFormatError(f"{exc}{kept}") from exc
     return ImportSummary(
         entity=entity.name,
         file=str(path),

@@ -120,7 +120,7 @@ def _csv_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
         except csv.Error as exc:
             raise FileFormatError(
                 f"{path}: line {reader.line_num + 1}: {exc} (a quoted cell is not closed: "
-                "the file looks truncated); the rows before it were read"
+                "the file looks truncated)"
             ) from exc
 
 
@@ -188,7 +188,7 @@ def _json_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
         def truncated(what: str) -> FileFormatError:
             return FileFormatError(
                 f"{path}: {what} after item {item_no} (the file looks truncated or is not a "
-                "JSON array of objects); the items before it were read"
+                "JSON array of objects)"
             )
 
         if skip() != "[":
@@ -269,8 +269,7 @@ def _xml_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
         ) from exc
     except SyntaxError as exc:  # ElementTree.ParseError
         raise FileFormatError(
-            f"{path}: not well-formed XML ({exc}); the file looks truncated or damaged; "
-            f"the {item_no} element(s) before it were read"
+            f"{path}: not well-formed XML ({exc}); the file looks truncated or damaged"
         ) from exc
 
 

@@ -138,9 +138,26 @@ def test_truncated_json_array_is_refused_and_loads_nothing(
     engine: sa.Engine, tmp_path: Path
 ) -> None:
     text = json.dumps([_json_product("E-1"), _json_product("E-2")])[:-20]
-    with pytest.raises(FileFormatError, match=r"after item 1 .*looks truncated"):
+    with pytest.raises(
+        FileFormatError, match=r"after item 1 .*looks truncated.*nothing was loaded"
+    ):
         _import(engine, write_file(tmp_path / "p.json", text), "json")
     assert _skus(engine) == []
+
+
+def test_damage_after_a_committed_chunk_says_what_was_committed(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    when = "2025-01-02T00:00:00Z"
+    items = [_json_product(f"L-{i}", last_updated_at=when) for i in range(1, 6)]
+    path = write_file(tmp_path / "p.json", json.dumps(items)[:-30])
+    with pytest.raises(FileFormatError) as caught:
+        import_file(engine, PRODUCTS, path, "json", chunk_size=2)
+    assert "the 2 record(s) before it were committed (loaded 2, unchanged 0" in str(caught.value)
+    assert _skus(engine) == ["L-1", "L-2"]
+    with engine.connect() as conn:
+        status = conn.execute(sa.select(tables.sync_runs.c.status)).scalar_one()
+    assert status == "failed"
 
 
 def test_jsonl_bad_lines_and_wrong_types_are_quarantined(engine: sa.Engine, tmp_path: Path) -> None:
