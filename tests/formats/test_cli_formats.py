@@ -134,3 +134,12 @@ def test_an_export_that_fails_leaves_no_file_behind(
     assert result.exit_code == 1
     assert "vendors.name holds a character XML 1.0 cannot carry" in result.stderr
     assert not out.exists()
+
+
+def test_the_cli_names_the_same_entities_and_formats_as_the_package() -> None:
+    from formats.entities import FILE_ENTITIES
+    from formats.export import FORMATS
+    from invsync.cli import FILE_ENTITY_NAMES, FILE_FORMATS
+
+    assert tuple(FILE_ENTITIES) == FILE_ENTITY_NAMES
+    assert FORMATS == FILE_FORMATS
