@@ -7,7 +7,9 @@ fault (``--verbose`` adds the traceback).
 Exit codes: 0 success; 1 a run failed (or could not start: warehouse or Finale unreachable,
 credentials rejected); 2 bad arguments or settings; 3 nothing failed but an entity was
 skipped because another run holds its lock. ``invsync writeback`` uses the same codes (1: a
-request failed; 3: another write-back run was in progress).
+request failed; 3: another write-back run was in progress). ``invsync import``: 1 when a
+record of the file was quarantined, 2 when the file cannot be read (README, "Files in and
+out").
 """
 
 from __future__ import annotations
