@@ -245,3 +245,14 @@ def test_not_utf8_is_refused_with_what_to_do(engine: sa.Engine, tmp_path: Path) 
     text = f"{HEADER}\n{_product('K-1', name='Größe')}\n"
     with pytest.raises(FileFormatError, match=r"not UTF-8 .*save the file as UTF-8"):
         _import(engine, write_file(tmp_path / "p.csv", text, "cp1252"), "csv")
+
+
+def test_a_key_twice_in_a_file_is_quarantined_not_merged(engine: sa.Engine, tmp_path: Path) -> None:
+    text = f"{HEADER}\n{_product('M-1', cost='1')}\n{_product('M-1', cost='2')}\n"
+    summary = _import(engine, write_file(tmp_path / "p.csv", text), "csv")
+    assert summary.read == 2
+    assert (summary.read, summary.inserted, summary.quarantined) == (2, 0, 2)
+    assert [r["reasons"] for r in summary.refused] == [
+        "key sku appears more than once in this read (got 'M-1', 2 records); none of them is loaded"
+    ] * 2
+    assert _skus(engine) == []
