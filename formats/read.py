@@ -9,8 +9,8 @@ forbidden XML) raises ``FileFormatError`` naming the file, the place and what to
 
 Formats:
 - CSV: UTF-8 with or without a BOM; the delimiter (``,``, ``;``, tab or ``|``) is the one
-  the header line uses; double-quote quoting, with delimiters, quotes ("") and newlines
-  inside quoted cells; an empty cell is null.
+  the header line uses (or an Excel ``sep=;`` first line names it); double-quote quoting,
+  with delimiters, quotes ("") and newlines inside quoted cells; an empty cell is null.
 - JSON: one array of objects; JSON Lines: one object a line (blank lines skipped).
 - XML: ``<entity><element><column>text</column>...</element></entity>``; an absent element
   or ``xsi:nil="true"`` is null. Parsed by defusedxml with DTDs forbidden, so neither an
@@ -88,9 +88,13 @@ def _refused(
 def _csv_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         first = f.readline()
+        hint = None
+        if first.startswith("sep=") and len(first.rstrip("\r\n")) == 5:
+            # Excel's "sep=;" line: the delimiter, then the header on the next line.
+            hint, first = first[4], f.readline()
         if not first.strip():
             raise FileFormatError(f"{path}: no header line; the first line must name the columns")
-        delimiter = max(",;\t|", key=first.count)
+        delimiter = hint or max(",;\t|", key=first.count)
         reader = csv.reader(io.StringIO(first), delimiter=delimiter)
         header = [h.strip() for h in next(reader)]
         _check_header(path, entity, header)

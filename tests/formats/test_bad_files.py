@@ -73,6 +73,21 @@ def test_spreadsheet_csv_with_bom_semicolons_quotes_and_newlines_loads(
     ]
 
 
+@pytest.mark.parametrize(
+    ("head", "delimiter"),
+    [pytest.param("", "\t", id="tab"), pytest.param("sep=|\r\n", "|", id="excel-sep-line")],
+)
+def test_other_spreadsheet_delimiters_load(
+    engine: sa.Engine, tmp_path: Path, head: str, delimiter: str
+) -> None:
+    text = head + f"{HEADER}\n{_product('N-1', category='a,b;c')}\n".replace(";", delimiter)
+    text = text.replace(f"a,b{delimiter}c", "a,b;c")
+    summary = _import(engine, write_file(tmp_path / "p.csv", text), "csv")
+    assert (summary.inserted, summary.quarantined) == (1, 0), summary.refused
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(tables.products.c.category)).scalar_one() == "a,b;c"
+
+
 def test_csv_with_wrong_columns_is_refused_naming_them_and_loads_nothing(
     engine: sa.Engine, tmp_path: Path
 ) -> None:
