@@ -99,11 +99,12 @@ def _csv_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
         header = [h.strip() for h in next(reader)]
         _check_header(path, entity, header)
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        line = 2
+        lines_before = 2 if hint else 1  # the sep= line and the header
+        line = lines_before + 1
         try:
             for cells in reader:
                 where = f"line {line}"
-                line = reader.line_num + 2
+                line = reader.line_num + lines_before + 1
                 if not cells or cells == [""]:
                     continue
                 if len(cells) != len(header):
@@ -123,8 +124,8 @@ def _csv_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
                 )
         except csv.Error as exc:
             raise FileFormatError(
-                f"{path}: line {reader.line_num + 1}: {exc} (a quoted cell is not closed: "
-                "the file looks truncated)"
+                f"{path}: line {reader.line_num + lines_before}: {exc} (a quote out of place, "
+                "or a quoted cell never closed: the file looks damaged or truncated)"
             ) from exc
 
 

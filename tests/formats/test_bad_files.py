@@ -140,7 +140,9 @@ def test_a_fixed_file_resolves_its_quarantine_entry(engine: sa.Engine, tmp_path:
 
 def test_csv_truncated_inside_a_quoted_cell_is_refused(engine: sa.Engine, tmp_path: Path) -> None:
     text = f"{HEADER}\n{_product('D-1')}\n{_product('D-2', name=chr(34) + 'half a na')}"
-    with pytest.raises(FileFormatError, match="not closed: the file looks truncated"):
+    with pytest.raises(
+        FileFormatError, match=r"line 3: .*never closed: the file looks damaged or truncated"
+    ):
         _import(engine, write_file(tmp_path / "p.csv", text), "csv")
     assert _skus(engine) == []  # the chunk never committed: nothing half-loaded
 
