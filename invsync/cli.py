@@ -728,6 +728,11 @@ def export_command(
             else:
                 with open(output, "w", encoding="utf-8", newline="") as out:
                     count = export(conn, spec, fmt, out, since=start)
+    except BrokenPipeError:
+        # The reader stopped early (``| head``), as with any Unix tool: no error, no trace.
+        # Point stdout at devnull so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     except (ExportError, OSError) as exc:
         if output is not None and not isinstance(exc, FileNotFoundError):
             # A file cut short looks complete to whoever opens it: leave none behind.
