@@ -33,13 +33,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.entities import ENTITIES, entity_spec
+from pipeline.entities import APP_ENTITIES, ENTITIES, entity_spec
 from warehouse.dq import failed_checks
 from warehouse.runs import (
     FAILURE_STATUSES,
     LOADED_STATUSES,
     RunRecord,
     RunStatus,
+    count_finished_runs,
     last_finished_run,
 )
 from warehouse.state import count_open_quarantine
@@ -135,5 +136,7 @@ def all_statuses(
     now: datetime | None = None,
     quarantine_ratio: float = DEFAULT_QUARANTINE_RATIO,
 ) -> list[dict[str, Any]]:
-    """The status JSON of every entity, in dependency order."""
-    return [entity_status(conn, name, now, quarantine_ratio) for name in ENTITIES]
+    """The status JSON of every Finale entity, in dependency order, then of each app entity
+    (Supabase) that has synced: an app that never configured Supabase sees none of them."""
+    names = [*ENTITIES, *(name for name in APP_ENTITIES if count_finished_runs(conn, name))]
+    return [entity_status(conn, name, now, quarantine_ratio) for name in names]

@@ -18,6 +18,8 @@ from postgrest_double import DoubleConfig, start_in_thread
 
 from flows.finale_sync import supabase_sync
 from invsync.settings import ConfigError
+from pipeline.entities import ENTITIES
+from pipeline.status import all_statuses
 from schemas.tables import app_purchase_order_requests, quarantine, sync_runs
 from warehouse.db import create_warehouse_engine
 from writeback.migrate import create_app_engine, upgrade_app
@@ -115,6 +117,10 @@ def test_app_requests_land_in_the_warehouse_and_bad_ones_are_quarantined(
         ]
         assert [row.source_key for row in held] == ["3"]
         assert "vendor_party_id must not be blank" in held[0].reasons
+        # Once it has synced, the app entity is in the status of every entity, after Finale's.
+        with engine.connect() as conn:
+            listed = [row["entity"] for row in all_statuses(conn)]
+        assert listed == [*ENTITIES, "purchase_order_requests"]
 
         # An edit moves the request's updated_at: the next run reads it again and updates it;
         # the request left as it was reads as unchanged (the overlap re-reads it).
@@ -148,3 +154,10 @@ def test_a_run_without_supabase_settings_names_the_variable(
 
     with pytest.raises(ConfigError, match=r"set SUPABASE_DB_URL .* or SUPABASE_URL and"):
         supabase_sync()
+    engine = create_warehouse_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            listed = [row["entity"] for row in all_statuses(conn)]
+        assert listed == list(ENTITIES), "an app entity that never synced is not listed"
+    finally:
+        engine.dispose()
