@@ -281,3 +281,91 @@ sa.Index(
     dq_results.c.reported_at,
 )
 sa.Index("ix_dq_results_reported", dq_results.c.reported_at)
+
+# -- outbound events (``events/``) ----------------------------------------------------------
+
+#: Autoincrementing ids: ``BIGINT`` on PostgreSQL, SQLite's rowid alias (``INTEGER``) there.
+EVENT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: The transactional outbox: each event is written in the transaction that commits the data
+#: it describes (``events.outbox.record_event``), so a rolled-back change has no event and a
+#: committed one always has. ``id`` orders events; ``entity_key`` is the ordering key
+#: delivery keeps per subscriber (events about one record arrive in the order they happened).
+outbox_events = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", EVENT_ID, primary_key=True, autoincrement=True),
+    # Also the Idempotency-Key of every delivery of the event.
+    sa.Column("event_id", sa.Text, nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    # The record the event is about ("" for an event about a whole run or report).
+    sa.Column("entity_key", sa.Text, nullable=False, server_default=""),
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+sa.Index("ix_outbox_events_occurred", outbox_events.c.occurred_at)
+
+#: What the events so far have announced, per watch rule and record (``events.watch``): the
+#: next sync compares the warehouse with it, so an event fires once per change, and a change
+#: whose event was lost with a rolled-back transaction is announced by the next run.
+event_watch = sa.Table(
+    "event_watch",
+    metadata,
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("entity_key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+#: One row per event and subscriber, from the moment the delivery flow hands the event to
+#: that subscriber: ``pending`` until its endpoint acknowledges it (``delivered``) or it has
+#: used its attempts (``dead``, with a row in ``event_dead_letters``).
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("event_id", EVENT_ID, sa.ForeignKey("outbox_events.id"), primary_key=True),
+    sa.Column("subscriber", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("delivered_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+)
+sa.Index(
+    "ix_event_deliveries_subscriber_status",
+    event_deliveries.c.subscriber,
+    event_deliveries.c.status,
+    event_deliveries.c.event_id,
+)
+
+#: Per subscriber: how far events have been handed to it, and its circuit breaker.
+event_subscribers = sa.Table(
+    "event_subscribers",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    # The last outbox id considered for this subscriber (a new subscriber starts at the end).
+    sa.Column("fanned_out_to", EVENT_ID, nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("circuit_open_until", TS),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+#: Deliveries that used all their attempts; ``invsync events replay`` sends them again.
+event_dead_letters = sa.Table(
+    "event_dead_letters",
+    metadata,
+    sa.Column("id", EVENT_ID, primary_key=True, autoincrement=True),
+    sa.Column("event_id", EVENT_ID, sa.ForeignKey("outbox_events.id"), nullable=False),
+    sa.Column("subscriber", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("died_at", TS, nullable=False),
+    sa.Column("replayed_at", TS),
+)
+sa.Index(
+    "ix_event_dead_letters_subscriber", event_dead_letters.c.subscriber, event_dead_letters.c.died_at
+)

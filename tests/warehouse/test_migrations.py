@@ -85,7 +85,7 @@ def test_current_revision_of_an_empty_database_is_none(
 ) -> None:
     assert current_revision(warehouse_url) is None
     migrated(warehouse_url)
-    assert current_revision(warehouse_url) == head_revision() == "0005_dq_results"
+    assert current_revision(warehouse_url) == head_revision() == "0006_outbound_events"
 
 
 def _predicate(clause: object, dialect: sa.Dialect) -> str | None:
