@@ -8,7 +8,7 @@ both. Delivery (``events.delivery``) reads the outbox afterwards, in ``id`` orde
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -102,7 +102,7 @@ def record_events(
     type: str,
     *,
     entity: str,
-    rows: list[tuple[str, Mapping[str, Any]]],
+    rows: Sequence[tuple[str, Mapping[str, Any]]],
     run_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> list[str]:
@@ -135,7 +135,9 @@ def record_events(
     return ids
 
 
-def read_events(conn: sa.Connection, where: Any = None, limit: int | None = None) -> list[OutboxEvent]:
+def read_events(
+    conn: sa.Connection, where: Any = None, limit: int | None = None
+) -> list[OutboxEvent]:
     """Outbox events in ``id`` order, optionally filtered by a SQLAlchemy ``where`` clause."""
     query = sa.select(outbox_events).order_by(outbox_events.c.id)
     if where is not None:

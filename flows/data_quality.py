@@ -67,9 +67,9 @@ def data_quality_report(hours: int = 24, report_id: str | None = None) -> dict[s
         days = sorted({*days_between(start, report.reported_at), *report.replaced_dates})
         written = export_analytics(engine, location, days)
         report_path = write_health_report(settings, engine)
+        event = announce_report(engine, report, location, written)
     finally:
         engine.dispose()
-    event = announce_report(report, location, written)
     failed = [f"{r.entity}: {r.check}[{r.subject}]" if r.subject else f"{r.entity}: {r.check}"
               for r in report.failed]  # fmt: skip
     print(

@@ -18,6 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 import sqlalchemy as sa
 
+from events.watch import WatchRule
 from pipeline import coerce
 from pipeline.loading import LoadStrategy, SumThenMerge, Target, UpsertRows
 from pipeline.mapping import (
@@ -286,6 +287,8 @@ class EntitySpec:
             the referential-integrity checks.
         unique_columns: columns besides the primary key whose values must be unique among
             live rows (Finale URLs: the catalogues resolve a URL to one id).
+        events: watch rules (``events.watch``) whose events the entity's loads record in
+            the outbox, in the transaction that writes its rows.
     """
 
     name: str
@@ -312,6 +315,7 @@ class EntitySpec:
     quarantine_key: Callable[[pd.DataFrame], pd.Series] | None = None
     references: tuple[Reference, ...] = ()
     unique_columns: tuple[str, ...] = ()
+    events: tuple[WatchRule, ...] = ()
 
     def __post_init__(self) -> None:
         read = {self.key_field, self.cursor_field, *(r.source for r in self.mapping.values())}
@@ -545,6 +549,61 @@ def _raw(raw: pd.DataFrame, name: str) -> list[Any]:
     return [None if v is None or v != v else v for v in raw[name].tolist()]
 
 
+def _stock_below_reorder_point() -> WatchRule:
+    """Active SKUs whose available stock, over all facilities, is below the reorder point.
+
+    A product with a reorder point and no stock entry has none available. Announced when
+    a SKU falls below; it is announced again only after it has been restocked.
+    """
+    products, stock = tables.products, tables.stock_levels
+    available = sa.func.coalesce(sa.func.sum(stock.c.quantity_available), 0)
+    live_stock = sa.and_(stock.c.sku == products.c.sku, stock.c.deleted_at.is_(None))
+    return WatchRule(
+        name="stock.below_reorder_point",
+        select=sa.select(
+            products.c.sku.label("sku"),
+            sa.literal("below").label("state"),
+            available.label("quantity_available"),
+            products.c.reorder_point,
+            products.c.reorder_quantity,
+        )
+        .select_from(products.outerjoin(stock, live_stock))
+        .where(
+            products.c.deleted_at.is_(None),
+            products.c.status == "PRODUCT_ACTIVE",
+            products.c.reorder_point > 0,
+        )
+        .group_by(products.c.sku, products.c.reorder_point, products.c.reorder_quantity)
+        .having(available < products.c.reorder_point),
+        key=products.c.sku,
+        key_column="sku",
+        on_new="stock.below_reorder_point",
+    )
+
+
+def _purchase_order_status() -> WatchRule:
+    """Every live purchase order and its status: created, then each status change."""
+    orders = tables.purchase_orders
+    return WatchRule(
+        name="purchase_order.status",
+        select=sa.select(
+            orders.c.order_id,
+            orders.c.status,
+            orders.c.vendor_party_id,
+            orders.c.destination_facility_id,
+            orders.c.order_date,
+            orders.c.due_date,
+            orders.c.total_amount,
+            orders.c.line_count,
+            orders.c.finale_url,
+        ).where(orders.c.deleted_at.is_(None)),
+        key=orders.c.order_id,
+        key_column="order_id",
+        on_new="purchase_order.created",
+        on_change="purchase_order.status_changed",
+    )
+
+
 STOCK = EntitySpec(
     name="stock",
     collection="inventoryitem",
@@ -581,6 +640,7 @@ STOCK = EntitySpec(
     expected_interval=timedelta(minutes=15),
     depends_on=("facilities", "products"),
     references=(Reference("sku", "products"), Reference("facility_id", "facilities")),
+    events=(_stock_below_reorder_point(),),
 )
 
 PURCHASE_ORDERS = EntitySpec(
@@ -626,6 +686,7 @@ PURCHASE_ORDERS = EntitySpec(
         Reference("destination_facility_id", "facilities"),
     ),
     unique_columns=("finale_url",),
+    events=(_purchase_order_status(),),
 )
 
 #: The app's purchase-order requests (``writeback/tables.py``), read from Supabase by

@@ -8,7 +8,10 @@ benchmarks. The contract it keeps:
   counts say which (``extracted == inserted + updated + unchanged + quarantined``);
 - each chunk's rows, its quarantine records, the run's counters and the watermark the chunk
   advances commit in ONE transaction, so a crash at any point loses nothing and duplicates
-  nothing: the next run resumes from the committed watermark and upserts are idempotent.
+  nothing: the next run resumes from the committed watermark and upserts are idempotent;
+- the outbound events about those rows (the spec's watch rules, ``events.watch``) are
+  recorded in the outbox in that same transaction, and ``sync.completed`` with the run's
+  closing one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from connectors.redact import redact_text
+from events import watch
+from events.outbox import record_event
 from pipeline.ahead import worked_ahead
 from pipeline.entities import CATALOGUES, EntitySpec
 from pipeline.loading import Batch, RunLoader, Written
@@ -114,6 +119,8 @@ class EntityRunResult(RunRecord):
     #: Up to ``EntitySync.QUARANTINE_SAMPLE`` of the run's quarantined records (raw payloads:
     #: reporting masks them).
     quarantine_sample: list[dict[str, Any]] = field(default_factory=list)
+    #: Outbound events the run recorded in the outbox, by type.
+    events: dict[str, int] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -409,6 +416,8 @@ class EntitySync:
                     created_at=now,
                 )
             self._resolve(conn, written, now)
+            if written.inserted or written.updated:
+                self._announce(conn, now, loaded=outcome.frames[self.spec.table.name])
             if chunk.watermark is not None and self.may_advance_watermark:
                 state.set_watermark(conn, self.spec.name, chunk.watermark, now=now)
             runs.add_run_counts(conn, self.result.run_id, self.spec.name, **counts)
@@ -491,9 +500,11 @@ class EntitySync:
             if self.full_read:
                 r.source_count, r.source_checksum = self._loaded.source_hashes.result()
                 r.warehouse_count, r.warehouse_checksum = load.table_checksum(conn, self.spec.table)
+            self._announce(conn, now)
             r.status = self._judge()
             r.finished_at = _utcnow()
             r.duration_ms = int((time.monotonic() - self._clock) * 1000)
+            self._announce_run(conn)
             if self.options.dry_run:
                 # Drop everything the run would have written; keep the record of the run.
                 tx.commit()
@@ -507,6 +518,53 @@ class EntitySync:
         if r.status == RunStatus.FAILED:
             raise QuarantineThresholdExceeded(r.error)
         return r
+
+    def _announce(
+        self, conn: sa.Connection, now: datetime, loaded: pd.DataFrame | None = None
+    ) -> None:
+        """Record the events of the spec's watch rules, in the transaction that wrote the rows.
+
+        ``loaded``: the rows one chunk wrote (only their records are compared); None: every
+        record, which also catches what the run wrote at its end and forgets deleted ones.
+        """
+        if self.options.dry_run:
+            return
+        for rule in self.spec.events:
+            keys = None if loaded is None else loaded[rule.key_column].dropna().unique().tolist()
+            announced = watch.announce(
+                conn, rule, entity=self.spec.name, now=now, run_id=self.result.run_id, keys=keys
+            )
+            for event_type, count in announced.events.items():
+                self.result.events[event_type] = self.result.events.get(event_type, 0) + count
+
+    def _announce_run(self, conn: sa.Connection) -> None:
+        """``sync.completed``, with the run's closing transaction, when the run changed rows."""
+        r = self.result
+        if self.options.dry_run or not (r.inserted or r.updated or r.deleted):
+            return
+        record_event(
+            conn,
+            "sync.completed",
+            entity=r.entity,
+            run_id=r.run_id,
+            occurred_at=r.finished_at,
+            payload={
+                "entity": r.entity,
+                "mode": r.mode,
+                "status": r.status.value,
+                "extracted": r.extracted,
+                "inserted": r.inserted,
+                "updated": r.updated,
+                "unchanged": r.unchanged,
+                "quarantined": r.quarantined,
+                "deleted": r.deleted,
+                "watermark_before": r.watermark_before,
+                "watermark_after": r.watermark_after,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+            },
+        )
+        r.events["sync.completed"] = r.events.get("sync.completed", 0) + 1
 
     def _judge(self) -> RunStatus:
         r = self.result

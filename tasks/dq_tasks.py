@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import Event
 
 from analytics import Location, Written, write_partitions
+from events.outbox import record_event
 from invsync.settings import Settings
 from pipeline.dq import DQConfig, load_dq_config
 from pipeline.dq.checks import measured_entities
@@ -100,8 +101,16 @@ def export_analytics(engine: sa.Engine, location: Location, days: list[date]) ->
 
 
 @task(name="announce-report", cache_policy=NO_CACHE)
-def announce_report(report: Report, location: Location, written: Written) -> Event | None:
-    """Emit ``inventory-sync.dq.report.ready`` naming where the report is."""
+def announce_report(
+    engine: sa.Engine, report: Report, location: Location, written: Written
+) -> Event | None:
+    """Announce the stored and exported report: ``dq.report.ready`` in the outbox, for
+    subscribers, and ``inventory-sync.dq.report.ready`` to Prefect, for automations.
+
+    The outbox event is recorded once the results are stored and the dataset written
+    (the files it names exist outside the database, so it cannot share their
+    transaction); a report that dies before is announced when it is run again.
+    """
     payload = dq_report_payload(
         report_id=report.report_id,
         reported_at=report.reported_at.isoformat(),
@@ -110,4 +119,13 @@ def announce_report(report: Report, location: Location, written: Written) -> Eve
         results=[r.as_dict() for r in report.results],
         files=[f.removeprefix(location.root.rstrip("/") + "/") for f in written.files],
     )
+    with engine.begin() as conn:
+        record_event(
+            conn,
+            "dq.report.ready",
+            entity="data_quality",
+            entity_key=report.report_id,
+            payload=payload,
+            occurred_at=report.reported_at,
+        )
     return emit_dq_report_event(payload)
