@@ -7,7 +7,7 @@ connection, so they run in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -91,6 +91,8 @@ def replay(
     Raises:
         ValueError: no filter, an unknown subscriber or an unknown event id.
     """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # naive means UTC, as on the command line
     if not event_ids and subscriber is None and since is None:
         raise ValueError("say what to replay: --id, --subscriber and/or --since")
     targets = list(configs)

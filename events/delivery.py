@@ -39,7 +39,6 @@ database (errors are masked with ``connectors.redact``).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -54,9 +53,9 @@ import httpx
 import sqlalchemy as sa
 
 from connectors.redact import Redactor, truncate
-from connectors.retry import RetryPolicy, parse_retry_after
+from connectors.retry import RetryPolicy
 from events.outbox import OutboxEvent
-from events.signing import delivery_headers
+from events.sending import Outcome, post
 from events.subscribers import Subscriber, SubscriberConfig
 from schemas.tables import event_dead_letters, event_deliveries, event_subscribers, outbox_events
 from warehouse.locks import EntityLocked, entity_lock
@@ -66,8 +65,6 @@ log = logging.getLogger(__name__)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
 
-#: HTTP statuses worth another attempt (besides 5xx): timeout and rate limit.
-RETRYABLE_STATUS = frozenset({408, 425, 429})
 #: Outbox events handed out per fan-out transaction (it blocks event inserts while it runs).
 FAN_OUT_BATCH = 5000
 #: Deliveries read per query while walking a subscriber's queue.
@@ -162,17 +159,6 @@ class DeliveryCounts:
             **{name: getattr(self, name) for name in totals},
             "subscribers": {name: asdict(c) for name, c in self.subscribers.items()},
         }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one POST: delivered, or why not and whether to try again."""
-
-    delivered: bool
-    retryable: bool = False
-    status_code: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
 
 
 def deliver(
@@ -425,7 +411,7 @@ def _serve(
                 ):
                     blocked.add(key)  # replayed or changed under us: leave it to the next run
                     continue
-            outcome = _post(client, subscriber, row.event, now, redactor)
+            outcome = post(client, subscriber, row.event, now, redactor)
             done = clock()
             with tx() as conn:
                 if outcome.delivered:
@@ -611,62 +597,3 @@ def _write_breaker(conn: sa.Connection, subscriber: str, breaker: _Breaker, now:
 def _aware(value: datetime) -> datetime:
     # SQLite hands timestamps back without their zone; they are stored in UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-# --- one POST -------------------------------------------------------------------------------
-
-
-def body_of(event: OutboxEvent) -> bytes:
-    """The delivered body: the envelope as compact JSON (the same bytes on every attempt)."""
-    return json.dumps(event.envelope(), separators=(",", ":"), sort_keys=True).encode()
-
-
-def _post(
-    client: httpx.Client,
-    subscriber: Subscriber,
-    event: OutboxEvent,
-    now: datetime,
-    redactor: Redactor,
-) -> Outcome:
-    """Send one attempt and sort the result: delivered, retryable or not."""
-    body = body_of(event)
-    secret = subscriber.secret.get_secret_value()
-    headers = delivery_headers(secret, body, event.event_id, int(now.timestamp()))
-    timeout = subscriber.config.timeout_seconds
-    try:
-        response = client.post(
-            subscriber.config.url.get_secret_value(), content=body, headers=headers
-        )
-    except httpx.TimeoutException:
-        return Outcome(False, retryable=True, error=f"timed out after {timeout:g}s")
-    except httpx.ConnectError as exc:
-        return Outcome(False, retryable=True, error=f"cannot connect: {_reason(exc, redactor)}")
-    except httpx.TransportError as exc:  # dropped connection, protocol error mid-answer
-        return Outcome(
-            False, retryable=True, error=f"{type(exc).__name__}: {_reason(exc, redactor)}"
-        )
-    code = response.status_code
-    if 200 <= code < 300:
-        return Outcome(True, status_code=code)
-    said = redactor.body(response.text, 200) if response.content else ""
-    error = f"HTTP {code}" + (f": {said}" if said else "")
-    if code in RETRYABLE_STATUS or code >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
-        return Outcome(
-            False, retryable=True, status_code=code, error=error, retry_after=retry_after
-        )
-    if code in (401, 403):
-        error += (
-            "; the receiver refused the signature or credentials: check the subscriber's "
-            "secret, then replay"
-        )
-    elif 300 <= code < 400:
-        error += (
-            "; redirects are not followed: set the subscriber's url to the final address, "
-            "then replay"
-        )
-    return Outcome(False, status_code=code, error=error)
-
-
-def _reason(exc: Exception, redactor: Redactor) -> str:
-    return truncate(redactor.text(str(exc) or type(exc).__name__), 200)

@@ -135,7 +135,9 @@ def record_events(
     return ids
 
 
-def read_events(conn: sa.Connection, where: Any = None, limit: int | None = None) -> list[OutboxEvent]:
+def read_events(
+    conn: sa.Connection, where: Any = None, limit: int | None = None
+) -> list[OutboxEvent]:
     """Outbox events in ``id`` order, optionally filtered by a SQLAlchemy ``where`` clause."""
     query = sa.select(outbox_events).order_by(outbox_events.c.id)
     if where is not None:

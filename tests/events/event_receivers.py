@@ -89,6 +89,7 @@ class Receiver:
         self.fail_next = 0
         self.fail_status = 503
         self.fail_headers: dict[str, str] = {}
+        self.fail_entity_keys: set[str] = set()  # always fail the events of these records
         self.delay = 0.0  # answer this late (seconds)
         self.hold: threading.Event | None = None  # answer only once set
         self.arrived = threading.Event()  # set at each request (tests wait on it)
@@ -117,6 +118,8 @@ class Receiver:
                 with receiver.log.lock:
                     if receiver.fail_next > 0:
                         receiver.fail_next -= 1
+                        status, headers = receiver.fail_status, receiver.fail_headers
+                    elif entry.event.get("key") in receiver.fail_entity_keys:
                         status, headers = receiver.fail_status, receiver.fail_headers
                 entry.answered = status
                 try:
