@@ -52,7 +52,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from connectors.redact import Redactor, truncate
+from connectors.redact import Redactor, register_log_secret, truncate
 from connectors.retry import RetryPolicy
 from events.outbox import OutboxEvent
 from events.sending import Outcome, post
@@ -198,6 +198,8 @@ def deliver(
         created = {}
     for name, number in created.items():
         counts.subscribers[name].fanned_out = number
+    for subscriber in subscribers:
+        register_log_secret(subscriber.config.url.get_secret_value())  # httpx logs URLs
     factory = client_factory or _default_client
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     shared_rng = rng or random.Random()
@@ -210,9 +212,7 @@ def deliver(
                 subscriber,
                 counts.subscribers[subscriber.name],
                 clock=clock,
-                # One generator per subscriber: threads never share one, and a seeded run
-                # draws the same jitter whatever order the threads run in.
-                rng=random.Random(shared_rng.random()),
+                rng=shared_rng,  # random() is atomic: threads may share it
                 factory=factory,
                 deadline=deadline,
             )

@@ -90,6 +90,7 @@ class Receiver:
         self.fail_status = 503
         self.fail_headers: dict[str, str] = {}
         self.fail_entity_keys: set[str] = set()  # always fail the events of these records
+        self.answer_body = b"ok"
         self.delay = 0.0  # answer this late (seconds)
         self.hold: threading.Event | None = None  # answer only once set
         self.arrived = threading.Event()  # set at each request (tests wait on it)
@@ -126,9 +127,9 @@ class Receiver:
                     self.send_response(status)
                     for k, v in headers.items():
                         self.send_header(k, v)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(receiver.answer_body)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(receiver.answer_body)
                 except OSError:
                     pass  # the client is gone (timed out, or killed)
 
@@ -138,7 +139,9 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{uuid.uuid4().hex}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> Receiver:
         self._thread.start()
@@ -211,11 +214,15 @@ def deliveries(engine: sa.Engine, subscriber: str) -> dict[str, dict[str, Any]]:
     """The subscriber's deliveries by event id (uuid)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox_events.c.event_id, event_deliveries)
+            sa.select(
+                outbox_events.c.id,
+                outbox_events.c.event_id.label("uuid"),
+                *[c for c in event_deliveries.c if c.name != "event_id"],
+            )
             .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
             .where(event_deliveries.c.subscriber == subscriber)
         ).all()
-    return {r.event_id: dict(r._mapping) for r in rows}
+    return {r.uuid: dict(r._mapping) for r in rows}
 
 
 class Clock:
