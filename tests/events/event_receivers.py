@@ -93,6 +93,7 @@ class Receiver:
         self.answer_body = b"ok"
         self.delay = 0.0  # answer this late (seconds)
         self.hold: threading.Event | None = None  # answer only once set
+        self.hold_after = 0  # ...and only from this request on (0-based)
         self.arrived = threading.Event()  # set at each request (tests wait on it)
         receiver = self
 
@@ -111,7 +112,8 @@ class Receiver:
                 receiver.log.add(entry)
                 receiver.arrived.set()
                 hold = receiver.hold
-                if hold is not None:
+                position = sum(1 for e in receiver.requests if e.seq < entry.seq)
+                if hold is not None and position >= receiver.hold_after:
                     hold.wait(30)
                 if receiver.delay:
                     threading.Event().wait(receiver.delay)
