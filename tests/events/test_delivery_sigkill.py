@@ -55,7 +55,7 @@ name = "app"
 url = "{r.url}"
 events = ["purchase_order.*"]
 secret = "env:APP_HOOK_SECRET"
-timeout_seconds = 2
+timeout_seconds = 1
 backoff_base_seconds = 0.01
 backoff_max_seconds = 0.01
 """
