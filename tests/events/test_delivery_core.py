@@ -9,6 +9,7 @@ import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from event_receivers import (
     Clock,
@@ -24,6 +25,7 @@ from event_receivers import (
 
 from events.admin import replay
 from events.delivery import deliver
+from events.outbox import record_event
 from schemas.tables import event_dead_letters
 
 __all__ = ["wh", "wh_url"]  # fixtures
@@ -214,3 +216,29 @@ def test_two_runs_never_send_the_same_delivery_at_once(wh: sa.Engine) -> None:
         assert second.locked == ["one"] and second.delivered == 0
         assert results[0].delivered == 3
         assert [x.key for x in r.requests] == ids  # each sent once
+
+
+def test_an_event_committed_late_is_not_skipped_by_fan_out(wh: sa.Engine) -> None:
+    """PostgreSQL takes ids at insert, not at commit: fan-out must wait for a transaction
+    still writing events, or its event would fall below the subscriber's high-water mark."""
+    if wh.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: an id cannot commit out of order")
+    with Receiver("app", "secret-app-1234") as r:
+        sub = subscriber("app", r.url, "secret-app-1234")
+        deliver(wh, [sub])
+        slow = wh.connect()
+        slow_tx = slow.begin()
+        record_event(slow, "purchase_order.created", entity="purchase_orders", entity_key="P1",
+                     payload={})  # fmt: skip
+        (later,) = add_events(wh, ["P2"])  # a higher id, committed first
+        results = []
+        run = threading.Thread(target=lambda: results.append(deliver(wh, [sub])))
+        run.start()
+        run.join(0.5)
+        assert run.is_alive()  # fan-out waits for the open transaction...
+        slow_tx.commit()
+        slow.close()
+        run.join(20)
+        assert results[0].delivered == 2  # ...and then hands out both events
+        assert {x.event["key"] for x in r.processed()} == {"P1", "P2"}
+        assert later in {x.key for x in r.processed()}
