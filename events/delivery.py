@@ -374,96 +374,141 @@ def _serve(
     deadline: float | None,
     redactor: Redactor,
 ) -> None:
-    name = subscriber.name
-    config = subscriber.config
-    policy = RetryPolicy(
-        base_delay=config.backoff_base_seconds, max_delay=config.backoff_max_seconds, rng=rng
-    )
-    with entity_lock(engine, f"events-{name}") as lock_conn, factory(subscriber) as client:
+    """Send the subscriber's due deliveries, under its lock (``EntityLocked`` if busy)."""
+    with (
+        entity_lock(engine, f"events-{subscriber.name}") as lock_conn,
+        factory(subscriber) as client,
+    ):
         tx = _transactions(engine, lock_conn)
+        _SubscriberRun(subscriber, counts, tx, client, clock, rng, redactor).send_due(deadline)
+
+
+class _SubscriberRun:
+    """One run's walk through one subscriber's queue (see the module docstring)."""
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        counts: SubscriberCounts,
+        tx: Callable[[], Any],
+        client: httpx.Client,
+        clock: Clock,
+        rng: random.Random,
+        redactor: Redactor,
+    ) -> None:
+        self.subscriber = subscriber
+        self.name = subscriber.name
+        self.config = subscriber.config
+        self.counts = counts
+        self.tx = tx
+        self.client = client
+        self.clock = clock
+        self.redactor = redactor
+        self.policy = RetryPolicy(
+            base_delay=self.config.backoff_base_seconds,
+            max_delay=self.config.backoff_max_seconds,
+            rng=rng,
+        )
         with tx() as conn:
-            breaker = _read_breaker(conn, name)
+            self.breaker = _read_breaker(conn, self.name)
+
+    def send_due(self, deadline: float | None) -> None:
+        """Attempt every due delivery whose record is not held by an earlier one."""
         stop: str | None = None
-        if breaker.state(clock()) == "open":
+        if self.breaker.state(self.clock()) == "open":
             stop = "circuit"
-            log.warning("subscriber %s: circuit open until %s; skipped", name, breaker.open_until)
-        blocked: set[tuple[str, str]] = set()
-        for row in _queue(tx, name):
+            log.warning("subscriber %s: circuit open; skipped", self.name)
+        blocked: set[tuple[str, str]] = set()  # records whose later events must wait
+        for row in _queue(self.tx, self.name):
             key = (row.event.entity, row.event.entity_key)
-            now = clock()
             if key in blocked:
                 continue
-            if row.status == DEAD or _aware(row.next_attempt_at) > now:
-                blocked.add(key)  # later events of this record wait for it
+            if row.status == DEAD or _aware(row.next_attempt_at) > self.clock():
+                blocked.add(key)
                 continue
             if stop is None and deadline is not None and time.monotonic() > deadline:
                 stop = "deadline"
             if stop is not None:
-                counts.skipped_open_circuit += stop == "circuit"
+                self.counts.skipped_open_circuit += stop == "circuit"
                 blocked.add(key)
                 continue
-            probing = breaker.state(now) == "half-open"
-            delay = policy.backoff(row.attempts)  # full jitter before attempt attempts + 2
-            attempt = row.attempts + 1
-            with tx() as conn:
-                if not _start_attempt(
-                    conn, row, name, now + timedelta(seconds=config.timeout_seconds + delay)
-                ):
-                    blocked.add(key)  # replayed or changed under us: leave it to the next run
-                    continue
-            outcome = post(client, subscriber, row.event, now, redactor)
-            done = clock()
-            with tx() as conn:
-                if outcome.delivered:
-                    _finish(conn, row, name, DELIVERED, outcome, delivered_at=done)
-                    counts.delivered += 1
-                    if breaker.failures or breaker.open_until is not None:
-                        if probing:
-                            log.info("subscriber %s: probe delivered; circuit closed", name)
-                        breaker = _Breaker(0, None)
-                        _write_breaker(conn, name, breaker, done)
-                    continue
+            delivered, circuit_opened = self._attempt(row)
+            if not delivered:
                 blocked.add(key)
-                if outcome.retryable and attempt < config.max_attempts:
-                    wait = max(delay, outcome.retry_after or 0.0)
-                    _finish(
-                        conn, row, name, PENDING, outcome, next_at=done + timedelta(seconds=wait)
-                    )
-                    counts.retried += 1
-                    log.warning(
-                        "subscriber %s: event %s attempt %d of %d failed (%s); next in %.1fs",
-                        name, row.event.event_id, attempt, config.max_attempts, outcome.error, wait,
-                    )  # fmt: skip
-                else:
-                    _finish(conn, row, name, DEAD, outcome)
-                    _dead_letter(conn, row, name, attempt, outcome.error or "", done)
-                    counts.dead += 1
-                    log.error(
-                        "subscriber %s: event %s dead after %d attempt(s): %s",
-                        name, row.event.event_id, attempt, outcome.error,
-                    )  # fmt: skip
-                if not outcome.retryable:
-                    # The endpoint answered: it is up, whatever it thought of this event.
-                    if breaker.failures or breaker.open_until is not None:
-                        breaker = _Breaker(0, None)
-                        _write_breaker(conn, name, breaker, done)
-                    continue
-                breaker = _Breaker(breaker.failures + 1, breaker.open_until)
-                if probing or breaker.failures >= config.breaker_failures:
-                    breaker.open_until = done + timedelta(seconds=config.breaker_cooldown_seconds)
-                    stop = "circuit"
-                    log.warning(
-                        "subscriber %s: circuit opened for %gs after %d failure(s) in a row",
-                        name, config.breaker_cooldown_seconds, breaker.failures,
-                    )  # fmt: skip
-                _write_breaker(conn, name, breaker, done)
-        with tx() as conn:
-            counts.pending = conn.execute(
+            if circuit_opened:
+                stop = "circuit"
+        with self.tx() as conn:
+            self.counts.pending = conn.execute(
                 sa.select(sa.func.count()).where(
-                    event_deliveries.c.subscriber == name, event_deliveries.c.status == PENDING
+                    event_deliveries.c.subscriber == self.name,
+                    event_deliveries.c.status == PENDING,
                 )
             ).scalar_one()
-        counts.circuit = breaker.state(clock())
+        self.counts.circuit = self.breaker.state(self.clock())
+
+    def _attempt(self, row: _Row) -> tuple[bool, bool]:
+        """One attempt: counted, sent, recorded. Returns (delivered, circuit opened)."""
+        now = self.clock()
+        probing = self.breaker.state(now) == "half-open"
+        attempt = row.attempts + 1
+        # Drawn once: the wait after this attempt if it fails (full jitter, attempt-th).
+        delay = self.policy.backoff(row.attempts)
+        if_killed = now + timedelta(seconds=self.config.timeout_seconds + delay)
+        with self.tx() as conn:
+            if not _start_attempt(conn, row, self.name, if_killed):
+                return False, False  # replayed or changed under us: the next run sees it
+        outcome = post(self.client, self.subscriber, row.event, now, self.redactor)
+        done = self.clock()
+        with self.tx() as conn:
+            if outcome.delivered:
+                _finish(conn, row, self.name, DELIVERED, outcome, delivered_at=done)
+                self.counts.delivered += 1
+                if probing:
+                    log.info("subscriber %s: probe delivered; circuit closed", self.name)
+                self._reset_breaker(conn, done)
+                return True, False
+            if outcome.retryable and attempt < self.config.max_attempts:
+                wait = max(delay, outcome.retry_after or 0.0)
+                next_at = done + timedelta(seconds=wait)
+                _finish(conn, row, self.name, PENDING, outcome, next_at=next_at)
+                self.counts.retried += 1
+                log.warning(
+                    "subscriber %s: event %s attempt %d of %d failed (%s); next in %.1fs",
+                    self.name, row.event.event_id, attempt, self.config.max_attempts,
+                    outcome.error, wait,
+                )  # fmt: skip
+            else:
+                _finish(conn, row, self.name, DEAD, outcome)
+                _dead_letter(conn, row, self.name, attempt, outcome.error or "", done)
+                self.counts.dead += 1
+                log.error(
+                    "subscriber %s: event %s dead after %d attempt(s): %s",
+                    self.name, row.event.event_id, attempt, outcome.error,
+                )  # fmt: skip
+            if not outcome.retryable:
+                # The endpoint answered: it is up, whatever it thought of this event.
+                self._reset_breaker(conn, done)
+                return False, False
+            return False, self._count_failure(conn, done, probing)
+
+    def _reset_breaker(self, conn: sa.Connection, now: datetime) -> None:
+        if self.breaker.failures or self.breaker.open_until is not None:
+            self.breaker = _Breaker(0, None)
+            _write_breaker(conn, self.name, self.breaker, now)
+
+    def _count_failure(self, conn: sa.Connection, now: datetime, probing: bool) -> bool:
+        """Count a retryable failure; True when it opens the circuit."""
+        self.breaker = _Breaker(self.breaker.failures + 1, self.breaker.open_until)
+        opened = probing or self.breaker.failures >= self.config.breaker_failures
+        if opened:
+            cooldown = self.config.breaker_cooldown_seconds
+            self.breaker.open_until = now + timedelta(seconds=cooldown)
+            log.warning(
+                "subscriber %s: circuit opened for %gs after %d failure(s) in a row",
+                self.name, cooldown, self.breaker.failures,
+            )  # fmt: skip
+        _write_breaker(conn, self.name, self.breaker, now)
+        return opened
 
 
 def _transactions(engine: sa.Engine, lock_conn: sa.Connection | None) -> Callable[[], Any]:
