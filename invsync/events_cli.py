@@ -16,7 +16,10 @@ import typer
 if TYPE_CHECKING:  # the help must not import the warehouse layer
     from events.delivery import DeliveryCounts
 
-events_app = typer.Typer(help=__doc__, no_args_is_help=True)
+events_app = typer.Typer(
+    help="Outbound event deliveries: list them, replay them, deliver now (docs/events.md).",
+    no_args_is_help=True,
+)
 
 STATUSES = ("pending", "delivered", "dead")
 
