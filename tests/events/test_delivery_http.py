@@ -122,3 +122,13 @@ def test_urls_and_secrets_never_reach_logs_errors_or_the_database(
         assert any("***" in e for e in errors)  # the echoed body was kept, masked
         assert any("timed out" in e for e in errors)
         assert any("cannot connect" in e for e in errors)
+
+
+def test_a_slow_answer_within_the_timeout_is_a_delivery(wh: sa.Engine) -> None:
+    with Receiver("slow", "secret-slow-123") as r:
+        sub = subscriber("slow", r.url, "secret-slow-123", timeout_seconds=2)
+        deliver(wh, [sub])
+        (event_id,) = add_events(wh, ["K"])
+        r.delay = 0.3
+        assert deliver(wh, [sub]).delivered == 1
+        assert deliveries(wh, "slow")[event_id]["attempts"] == 1
