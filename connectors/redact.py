@@ -20,7 +20,9 @@ Secrets, two strengths built on one list of secret names (``SECRET_NAMES``):
   and hex checksums are kept: they are lower case only, and they are what one needs to
   debug);
 - ``mask_url``: a URL without ``user:pass@`` and with secret query values masked;
-- ``Redactor``: the secret values one client holds, growing as sessions are issued.
+- ``Redactor``: the secret values one client holds, growing as sessions are issued;
+- ``register_log_secret``: a value (a webhook URL, a subscriber's URL) masked in the
+  ``httpx`` logger's ``HTTP Request: POST <url>`` lines.
 
 Personal data (quarantined records shown in Prefect artifacts, which anyone with access to
 the Prefect UI can read): a vendor's record carries people's emails and phone numbers (in
@@ -44,6 +46,7 @@ Everything here but ``Redactor`` is pure: same input, same output, nothing mutat
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -254,6 +257,45 @@ class Redactor:
         text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         # Mask before truncating, so a secret cut in half at the limit cannot slip through.
         return truncate(self.text(text), limit)
+
+
+class _HttpxLogRedactor(logging.Filter):
+    """Masks registered secrets in the ``httpx`` logger's ``HTTP Request: POST <url>`` lines.
+
+    httpx logs every request URL at INFO. For a Slack webhook or an event subscriber the URL
+    is a secret, and a deployment that turns INFO logging on (or ships ``httpx`` logs to
+    Prefect) would leak it. One filter on that logger, shared by every client, masks the
+    values registered with ``register_log_secret``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("inventory-sync-redactor")
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+
+    def register(self, secret: str) -> None:
+        with self._lock:
+            self._secrets.add(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if secrets:
+            message = record.getMessage()
+            if any(s in message for s in secrets):
+                record.msg = redact_secrets(message, secrets)
+                record.args = ()
+        return True
+
+
+_HTTPX_REDACTOR = _HttpxLogRedactor()
+logging.getLogger("httpx").addFilter(_HTTPX_REDACTOR)
+
+
+def register_log_secret(secret: str | None) -> None:
+    """Mask ``secret`` wherever the ``httpx`` logger would print it (request URLs)."""
+    if secret and len(secret) >= MIN_SECRET_LENGTH:
+        _HTTPX_REDACTOR.register(secret)
 
 
 # -- personal data ---------------------------------------------------------------------------

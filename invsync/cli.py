@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from invsync.events_cli import events_app
 from invsync.runtime import tune_garbage_collector
 from invsync.settings import ConfigError, load_settings
 
@@ -41,6 +42,7 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
 
 #: The entity names (``pipeline.entities.ENTITIES``, which the help must not import: pandas).
 ENTITY_NAMES = ("facilities", "vendors", "products", "stock", "purchase_orders")

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # The sync-health HTML reports: a local folder (a report is a file a person opens).
     reports_dir: Path = Path(DEFAULT_REPORTS_DIR)
 
+    # Outbound events (issue 13): who receives them (``events.subscribers``); None = the
+    # project's config/events.toml, or no subscribers when there is none.
+    event_subscribers_file: Path | None = None
+
     # Notifications (issue 4).
     sendgrid_api_key: SecretStr | None = None
     sendgrid_base_url: str = "https://api.sendgrid.com"

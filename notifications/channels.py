@@ -14,7 +14,6 @@ errors, and ``httpx``'s own request log line is filtered so the URL does not rea
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses, parseaddr
@@ -23,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
-from connectors.redact import redact_secrets, truncate
+from connectors.redact import redact_secrets, register_log_secret, truncate
 from connectors.retry import Retrier, RetryPolicy, TransientError, parse_retry_after
 from notifications.message import Message
 
@@ -58,38 +57,6 @@ class Channel(Protocol):
     def secrets(self) -> list[str]:
         """Secret values this channel holds, so other channels' messages can mask them."""
         ...
-
-
-class _HttpxLogRedactor(logging.Filter):
-    """Masks registered secrets in the ``httpx`` logger's ``HTTP Request: POST <url>`` lines.
-
-    httpx logs every request URL at INFO. For a Slack webhook the URL is the secret, and a
-    deployment that turns INFO logging on (or ships ``httpx`` logs to Prefect) would leak
-    it. One filter on that logger, shared by all channels, masks the values registered here.
-    """
-
-    def __init__(self) -> None:
-        super().__init__("inventory-sync-redactor")
-        self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-
-    def register(self, secret: str) -> None:
-        with self._lock:
-            self._secrets.add(secret)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with self._lock:
-            secrets = list(self._secrets)
-        if secrets:
-            message = record.getMessage()
-            if any(s in message for s in secrets):
-                record.msg = redact_secrets(message, secrets)
-                record.args = ()
-        return True
-
-
-_HTTPX_REDACTOR = _HttpxLogRedactor()
-logging.getLogger("httpx").addFilter(_HTTPX_REDACTOR)
 
 
 def post_json(
@@ -279,7 +246,7 @@ class SlackChannel:
         self._http = http
         self._timeout = timeout
         self._retry_delay = retry_delay
-        _HTTPX_REDACTOR.register(url)
+        register_log_secret(url)
 
     def secrets(self) -> list[str]:
         """The webhook URL."""

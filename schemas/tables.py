@@ -367,5 +367,7 @@ event_dead_letters = sa.Table(
     sa.Column("replayed_at", TS),
 )
 sa.Index(
-    "ix_event_dead_letters_subscriber", event_dead_letters.c.subscriber, event_dead_letters.c.died_at
+    "ix_event_dead_letters_subscriber",
+    event_dead_letters.c.subscriber,
+    event_dead_letters.c.died_at,
 )
