@@ -100,7 +100,7 @@ def finale_backfill(
     Returns:
         The backfill's id, its windows, those already done and the counts per entity.
     """
-    from flows.finale_sync import sync_entity
+    from flows.finale_sync import sync_entity_task
     from invsync.settings import load_settings
     from reporting.artifacts import ProgressArtifact
 
@@ -137,7 +137,7 @@ def finale_backfill(
                 if (start, end) in completed:
                     summary.skipped += 1
                 else:
-                    result: RunRecord = sync_entity(
+                    result: RunRecord = sync_entity_task(
                         entity=spec.name,
                         mode="backfill",
                         since=start,

@@ -1,8 +1,15 @@
-"""The ``finale-sync`` and ``supabase-sync`` flows: one subflow per entity, in dependency order.
+"""The ``finale-sync`` and ``supabase-sync`` flows: one task run per entity, in dependency order.
 
 Flows only compose: settings are loaded here at the edge, the work is in ``pipeline/`` and
 ``tasks/``. A failed entity does not stop the others (its dependants still run on the data
 already in the warehouse); the parent flow fails at the end if any entity failed.
+
+One entity's run (``sync_one_entity``) is a ``sync-<entity>-<mode>`` task run of the
+parent flow, with its own state, logs and timeout: a task run is orchestrated by the
+client, where a subflow costs several round trips to the Prefect API (about 0.2 s per
+entity, most of a run that finds nothing to do; benchmarks/run_overhead.py). The same body
+is also the ``sync-entity`` flow, for a run of one entity on its own (the backfill flow's
+windows, an ad-hoc run from the UI).
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from prefect import Flow, State, flow, get_client, get_run_logger
+from prefect import Flow, State, flow, get_client, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.logging.handlers import APILogHandler
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     get_current_settings,
@@ -185,13 +193,7 @@ def _failed(engine: sa.Engine, run_id: str, entity: str, mode: str, error: str) 
     return replace(recorded, status=RunStatus.FAILED, error=error)
 
 
-@flow(
-    name="sync-entity",
-    flow_run_name="sync-{entity}-{mode}",
-    log_prints=True,
-    timeout_seconds=ENTITY_TIMEOUT_SECONDS,
-)
-def sync_entity(
+def sync_one_entity(
     entity: str,
     mode: str = "incremental",
     since: datetime | None = None,
@@ -205,13 +207,14 @@ def sync_entity(
 ) -> RunRecord:
     """Sync one entity: extract pages -> validate -> transform -> load, chunk by chunk.
 
-    Holds the entity's lock for the whole run, so no other run (another deployment, a
-    backfill, the CLI) writes the same entity at the same time; if the lock is busy the run
-    waits ``LOCK_WAIT_SECONDS`` and is then skipped with a log line. ``advance_watermark=False``
-    (backfills) loads the rows but leaves the watermark alone; ``overlap_minutes`` overrides
-    SYNC_OVERLAP_MINUTES (a backfill's windows are contiguous, so it reads with none).
-    ``parent_flow_run_id`` records the run under that flow run (a backfill's) rather than
-    this subflow's.
+    Run inside a Prefect flow run, as the ``sync_entity`` flow or the ``sync_entity_task``
+    task. Holds the entity's lock for the whole run, so no other run (another deployment,
+    a backfill, the CLI) writes the same entity at the same time; if the lock is busy the
+    run waits ``LOCK_WAIT_SECONDS`` and is then skipped with a log line.
+    ``advance_watermark=False`` (backfills) loads the rows but leaves the watermark alone;
+    ``overlap_minutes`` overrides SYNC_OVERLAP_MINUTES (a backfill's windows are
+    contiguous, so it reads with none). ``parent_flow_run_id`` records the run under that
+    flow run (a backfill's) rather than the one it runs in.
 
     Returns:
         The run's ``EntityRunResult``, or the ``RunRecord`` of a skipped run.
@@ -232,7 +235,7 @@ def sync_entity(
     run_id = run_id or str(uuid.uuid4())
     upgrade(
         settings.warehouse_url, schema=settings.warehouse_schema
-    )  # cheap when current; this flow may run on its own
+    )  # cheap when current; a flow of one entity may run on its own
     engine = create_warehouse_engine(settings.warehouse_url, schema=settings.warehouse_schema)
     try:
         with engine.connect() as conn:
@@ -240,7 +243,7 @@ def sync_entity(
         try:
             with (
                 entity_lock(engine, entity, wait_seconds=settings.lock_wait_seconds) as locked,
-                _project_logs_to_run(str(flow_run.id) if flow_run.id else None),
+                _project_logs_to_run(),
             ):
                 # The run writes on the lock's own connection: it cannot go on unlocked.
                 result = _run_entity(
@@ -272,27 +275,49 @@ def sync_entity(
     return result
 
 
-class _StampRun(logging.Filter):
-    """Names the flow run on each record: lines from the run's other threads (read-ahead,
-    parallel prepares) have no Prefect context of their own."""
+#: One entity on its own, as a flow run (backfill windows, ad-hoc runs).
+sync_entity = flow(
+    name="sync-entity",
+    flow_run_name="sync-{entity}-{mode}",
+    log_prints=True,
+    timeout_seconds=ENTITY_TIMEOUT_SECONDS,
+)(sync_one_entity)
 
-    def __init__(self, flow_run_id: str) -> None:
+#: One entity of a ``finale-sync`` / ``supabase-sync`` run, as a task run of it.
+sync_entity_task = task(
+    name="sync-entity",
+    task_run_name="sync-{entity}-{mode}",
+    log_prints=True,
+    timeout_seconds=ENTITY_TIMEOUT_SECONDS,
+    cache_policy=NO_CACHE,
+)(sync_one_entity)
+
+
+class _StampRun(logging.Filter):
+    """Names the flow run (and task run) on each record: lines from the run's other threads
+    (read-ahead, parallel prepares) have no Prefect context of their own."""
+
+    def __init__(self, flow_run_id: str, task_run_id: str | None) -> None:
         super().__init__()
         self.flow_run_id = flow_run_id
+        self.task_run_id = task_run_id
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.flow_run_id = self.flow_run_id
+        if self.task_run_id is not None:
+            record.task_run_id = self.task_run_id
         return True
 
 
 @contextmanager
-def _project_logs_to_run(flow_run_id: str | None) -> Iterator[None]:
-    """Send the project's INFO-and-above log lines to this flow run's logs while it runs."""
-    if flow_run_id is None:
+def _project_logs_to_run() -> Iterator[None]:
+    """Send the project's INFO-and-above log lines to the logs of the flow run (and task
+    run) this runs in, while it runs."""
+    if flow_run.id is None:
         yield
         return
     handler = APILogHandler(level=logging.INFO)
-    handler.addFilter(_StampRun(flow_run_id))
+    handler.addFilter(_StampRun(str(flow_run.id), str(task_run.id) if task_run.id else None))
     loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -387,9 +412,10 @@ def without_heartbeat() -> Iterator[None]:
 
     Prefect gives each flow run a heartbeat thread that sleeps in one-second steps and is
     joined when the run ends, so every flow run ends up to a second (0.7 to 0.9 s measured)
-    after its work is done. A subflow runs in its parent's process, whose own heartbeat
-    already tells the server that the process is alive; a run started from the shell has
-    its operator watching (``invsync`` keeps a heartbeat only when one is configured).
+    after its work is done. A run started from the shell has its operator watching
+    (``invsync`` keeps a heartbeat only when one is configured); a backfill's per-window
+    flow runs run in their parent's process, whose own heartbeat tells the server that the
+    process is alive.
     """
     if get_current_settings().flows.heartbeat_frequency is None:
         yield  # already off: no settings copy (~70 ms each)
@@ -468,7 +494,7 @@ def supabase_sync(
 
 def sync_entities(specs: list[EntitySpec], **params: Any) -> SyncSummary:
     """The body of a parent sync flow: check the warehouse and the source once, then one
-    ``sync_entity`` subflow per spec, then the run's artifacts.
+    ``sync_entity_task`` run per spec, then the run's artifacts.
 
     Raises:
         SyncFailed: The run did not start, or an entity failed (``summary`` has them all).
@@ -502,8 +528,9 @@ def sync_entities(specs: list[EntitySpec], **params: Any) -> SyncSummary:
     results: dict[str, RunRecord] = {}
     failures: list[str] = []
     for spec in specs:
-        with without_heartbeat():
-            entity_state = sync_entity(entity=spec.name, run_id=run_id, return_state=True, **params)
+        entity_state = sync_entity_task(
+            entity=spec.name, run_id=run_id, return_state=True, **params
+        )
         if entity_state.is_completed():
             record: RunRecord = entity_state.result()
             results[spec.name] = record

@@ -68,7 +68,7 @@ def supabase_to_finale(limit: int | None = None) -> WritebackSummary:
     try:
         with (
             _finale_client(settings) as client,
-            _project_logs_to_run(str(flow_run.id) if flow_run.id else None),
+            _project_logs_to_run(),
         ):
             summary = run_writeback(
                 app,

@@ -12,12 +12,16 @@ from uuid import UUID
 import pytest
 import sqlalchemy as sa
 from prefect import flow, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterKey,
     FlowRunFilter,
-    FlowRunFilterParentFlowRunId,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterName,
 )
+from prefect.client.schemas.objects import TaskRun
 
 from flows.backfill import backfill_id, finale_backfill, plan_windows
 from flows.finale_sync import sync_entity
@@ -141,6 +145,23 @@ def test_a_run_that_finds_its_entity_locked_is_skipped_and_writes_nothing(
     assert _count(env, tables.facilities) > 0
 
 
+def _task_runs_of(
+    client: SyncPrefectClient, flow_run_id: UUID, name: str, count: int, timeout: float = 20.0
+) -> list[TaskRun]:
+    """The task runs ``name`` of a flow run, once ``count`` of them are recorded (or the
+    timeout passed: then the caller's assertion says what was missing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])),
+        )
+        done = [run for run in found if run.state_type and run.state_type.value == "COMPLETED"]
+        if len(done) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
     prefect_harness: None, env: str, sandbox: SandboxHandle
 ) -> None:
@@ -198,14 +219,13 @@ def test_backfill_rereads_in_windows_resumes_and_leaves_the_watermark(
     (backfill_run,) = {flow_run_id for _, flow_run_id in runs}
     with get_client(sync_client=True) as client:
         parent = client.read_flow_run(UUID(backfill_run))
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
-            )
-        )
         backfill_flow = client.read_flow(parent.flow_id)
-    assert backfill_flow.name == "finale-backfill"
-    assert sorted(child.name for child in children) == ["sync-products-backfill"] * 3
+        assert backfill_flow.name == "finale-backfill"
+        # Each window ran as a task run of the backfill's flow run. Task runs reach the
+        # server as events, recorded a moment after the flow run ends.
+        window_runs = _task_runs_of(client, parent.id, "sync-products-backfill", count=3)
+    assert len(window_runs) == 3
+    assert {run.state_type.value for run in window_runs if run.state_type} == {"COMPLETED"}
 
     again = finale_backfill(since=since, until=until, entities=["products"])
     assert again.skipped == 3 and again.entities["products"] == {}

@@ -51,14 +51,15 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     FlowRunFilter,
-    FlowRunFilterName,
-    FlowRunFilterParentFlowRunId,
+    FlowRunFilterId,
     LogFilter,
-    LogFilterFlowRunId,
+    LogFilterTaskRunId,
+    TaskRunFilter,
+    TaskRunFilterName,
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -359,7 +360,7 @@ def _flow_run_id(output: str) -> UUID:
     return UUID(match.group(1))
 
 
-def _state_of(run: FlowRun) -> str:
+def _state_of(run: FlowRun | TaskRun) -> str:
     return run.state_type.value if run.state_type else "NONE"
 
 
@@ -375,15 +376,17 @@ def _all_running(client: SyncPrefectClient, run_ids: dict[str, UUID]) -> bool:
     return all(_state_of(run) == "RUNNING" for run in runs.values())
 
 
-def _subflow_running(client: SyncPrefectClient, run_id: UUID, name: str) -> bool:
-    """Whether the subflow ``name`` of the flow run ``run_id`` is Running."""
-    subflows = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]),
-            name=FlowRunFilterName(any_=[name]),
-        )
+def _entity_runs(client: SyncPrefectClient, run_id: UUID, name: str) -> list[TaskRun]:
+    """The entity task runs named ``name`` of the flow run ``run_id``."""
+    return client.read_task_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+        task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name])),
     )
-    return any(_state_of(run) == "RUNNING" for run in subflows)
+
+
+def _entity_running(client: SyncPrefectClient, run_id: UUID, name: str) -> bool:
+    """Whether the entity task run ``name`` of the flow run ``run_id`` is Running."""
+    return any(_state_of(run) == "RUNNING" for run in _entity_runs(client, run_id, name))
 
 
 def _workers_of(client: SyncPrefectClient, run_ids: list[UUID]) -> dict[UUID, str] | None:
@@ -423,7 +426,7 @@ def _assert_deployed(client: SyncPrefectClient) -> None:
 def _assert_warehouse_matches_the_runs(
     client: SyncPrefectClient, warehouse: sa.Engine, run_ids: dict[str, UUID], sandbox: str
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """One run-log row per entity, written by its subflow; the rows match the counts.
+    """One run-log row per entity, written by its task run; the rows match the counts.
 
     Returns:
         The ``sync_runs`` rows by (run id, entity).
@@ -454,11 +457,10 @@ def _assert_warehouse_matches_the_runs(
             assert row["extracted"] == loaded + row["quarantined"]
             # Full runs reconcile: the rows each made current are the table's rows.
             assert table_rows[entity] == row["source_count"] == row["warehouse_count"]
-            # flow_run_id is the entity's subflow, a child of the deployment run.
-            subflow = client.read_flow_run(UUID(row["flow_run_id"]))
-            assert subflow.name == f"sync-{entity}-full"
-            assert subflow.parent_task_run_id is not None
-            assert client.read_task_run(subflow.parent_task_run_id).flow_run_id == run_id
+            # Each entity ran as one completed task run of the deployment run.
+            assert row["flow_run_id"] == str(run_id)
+            (entity_run,) = _entity_runs(client, run_id, f"sync-{entity}-full")
+            assert _state_of(entity_run) == "COMPLETED"
 
     # Every product of the account is in the warehouse, but the quarantined ones.
     with SandboxControl(sandbox) as control:
@@ -495,9 +497,9 @@ def _assert_artifacts_of_each_run(
         assert all(entity in health for entity in params["entities"])
 
 
-def _log_lines(client: SyncPrefectClient, flow_run_id: UUID) -> list[str]:
+def _log_lines(client: SyncPrefectClient, task_run_id: UUID) -> list[str]:
     entries = client.read_logs(
-        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run_id]))
     )
     return [entry.message for entry in entries]
 
@@ -551,7 +553,7 @@ def test_three_deployment_runs_share_two_workers_and_land_in_the_warehouse(
             )
             _wait_for(
                 "the catalogue run to reach products",
-                lambda: _subflow_running(client, run_ids[CATALOG], "sync-products-full"),
+                lambda: _entity_running(client, run_ids[CATALOG], "sync-products-full"),
                 RUNNING_TIMEOUT,
                 processes,
             )
@@ -596,11 +598,11 @@ def test_three_deployment_runs_share_two_workers_and_land_in_the_warehouse(
             client, warehouse, run_ids, cluster.sandbox.base_url
         )
         _assert_artifacts_of_each_run(client, run_ids, log)
-        products_subflow = UUID(log[(str(run_ids[CATALOG]), "products")]["flow_run_id"])
+        (products_run,) = _entity_runs(client, run_ids[CATALOG], "sync-products-full")
         line = f"products: extracted={SANDBOX_PRODUCTS} "
         _wait_for(
-            "the products subflow's log line in the Prefect API",
-            lambda: any(m.startswith(line) for m in _log_lines(client, products_subflow)),
+            "the products task run's log line in the Prefect API",
+            lambda: any(m.startswith(line) for m in _log_lines(client, products_run.id)),
             15,
             processes,
         )
