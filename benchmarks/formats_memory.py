@@ -11,8 +11,9 @@ each size N of ``products`` (the largest entity) it:
    ``benchmarks/load_paths.py``'s ``product_rows``), the cheapest way to get rows whose
    canonical text and content hashes are exactly what a sync stores;
 2. for each format, runs ``invsync export products --format F --output FILE`` as a fresh
-   child process (``python -m invsync.cli``, the code of this checkout), so its peak RSS
-   (``ru_maxrss`` of the child, Linux ``VmHWM``) is that command's alone, imports included;
+   child process (this script with ``--run-cli``: ``invsync.cli.main``, the code of this
+   checkout), so its peak RSS (``VmHWM``, read by the child as it exits) is that command's
+   alone, imports included;
 3. runs ``invsync import products FILE --json`` on that file, again as a fresh child,
    into an **empty** target warehouse (its ``products`` emptied before each import, so every
    record is validated and inserted: the most work an import does) and checks the summary
@@ -46,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a file: make the repository importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.full_sync import machine, postgres_version  # noqa: E402
-from benchmarks.load_paths import chunks, postgres_database, product_rows  # noqa: E402
+RUN_CLI = "--run-cli"
+#: Where a ``--run-cli`` child writes its peak RSS (``VmHWM``) as it exits.
+PEAK_FILE_ENV = "FORMATS_MEMORY_PEAK_FILE"
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_JSON = ROOT / "benchmarks" / "formats_memory_results.json"
@@ -96,6 +98,7 @@ def _progress(message: str) -> None:
 
 def seed(warehouse: Warehouse, n: int) -> float:
     """Empty ``products`` and load ``n`` rows through the loader; returns the seconds."""
+    from benchmarks.load_paths import chunks, product_rows
     from schemas.tables import products
     from warehouse.db import create_warehouse_engine
     from warehouse.load import load_chunk
@@ -115,42 +118,62 @@ def seed(warehouse: Warehouse, n: int) -> float:
 
 
 def run_cli(args: list[str], warehouse: Warehouse, timeout: float) -> dict[str, Any]:
-    """``python -m invsync.cli ARGS`` as a fresh process: exit code, seconds, peak RSS."""
-    command = [sys.executable, "-m", "invsync.cli", *args]
-    env = {
-        **os.environ,
-        **warehouse.env(),
-        "PYTHONPATH": str(ROOT),
-        "PGTZ": os.environ.get("PGTZ", "UTC"),
-    }
-    load_before = os.getloadavg()[0]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """``invsync ARGS`` in a fresh process: exit code, seconds, CPU seconds, peak RSS.
+
+    The child is this script with ``--run-cli``: it runs ``invsync.cli.main`` and writes its
+    own ``VmHWM`` to a file as it exits. Not ``ru_maxrss`` from ``wait4``: Linux carries the
+    high-water mark of the process image replaced by ``exec`` (here the forking parent,
+    which holds the seeded rows) into the child's, so every child would report the parent's
+    peak when that is higher.
+    """
+    with tempfile.TemporaryDirectory(prefix="invsync-fmtrun-") as folder:
+        peak_file = Path(folder) / "peak"
+        env = {
+            **os.environ,
+            **warehouse.env(),
+            "PYTHONPATH": str(ROOT),
+            "PGTZ": os.environ.get("PGTZ", "UTC"),
+            PEAK_FILE_ENV: str(peak_file),
+        }
+        command = [sys.executable, str(Path(__file__).resolve()), RUN_CLI, *args]
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                raise TimeoutError(f"{' '.join(args)} ran longer than {timeout:.0f} s")
-            time.sleep(0.02)
+        cpu = os.times()
+        completed = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
+        after = os.times()
+        peak_kb = int(peak_file.read_text()) if peak_file.exists() else 0
+    if not peak_kb:
+        raise RuntimeError(f"invsync {' '.join(args)} reported no peak: {completed.stderr}")
     return {
         "command": "invsync " + " ".join(args),
-        "exit_code": process.returncode,
+        "exit_code": completed.returncode,
         "seconds": seconds,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "cpu_seconds": (after.children_user - cpu.children_user)
+        + (after.children_system - cpu.children_system),
+        "peak_rss_mb": peak_kb / 1024,
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "stdout": stdout[-2000:],
-        "stderr": stderr[-2000:],
+        "stdout": completed.stdout[-2000:],
+        "stderr": completed.stderr[-2000:],
     }
+
+
+def _run_cli_here(argv: list[str]) -> None:
+    """The ``--run-cli`` child: ``invsync ARGV``, then its ``VmHWM`` (kB) to the peak file."""
+    import atexit
+
+    def write_peak() -> None:
+        status = Path("/proc/self/status").read_text()
+        peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        Path(os.environ[PEAK_FILE_ENV]).write_text(peak.split()[1])
+
+    atexit.register(write_peak)
+    from invsync.cli import main
+
+    sys.argv = ["invsync", *argv]
+    main()
 
 
 def measure(
@@ -197,6 +220,7 @@ def measure(
 @contextmanager
 def warehouses(backend: str, args: argparse.Namespace) -> Iterator[tuple[Warehouse, Warehouse]]:
     """A migrated source and an empty, migrated import target on ``backend``; dropped after."""
+    from benchmarks.load_paths import postgres_database
     from warehouse.migrate import upgrade
 
     if backend == "postgres":
@@ -302,6 +326,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table, write the JSON."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [RUN_CLI]:
+        _run_cli_here(argv[1:])
+        return 0
+    from benchmarks.full_sync import machine, postgres_version
+
     args = parse_args(argv)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     command = " ".join([Path(sys.executable).name, *sys.argv])
