@@ -22,8 +22,8 @@ each size N of ``products`` (the largest entity) it:
 Each run records its wall time, its CPU time, the file size and the 1-minute load average
 before and after (other work on the machine). Compare figures as ratios within one run.
 
-    .venv/bin/python benchmarks/formats_memory.py                        # 100k and 1M, ~20 min
-    .venv/bin/python benchmarks/formats_memory.py --sizes 10000,100000   # smoke run, ~3 min
+    .venv/bin/python benchmarks/formats_memory.py                        # 100k and 1M, ~18 min
+    .venv/bin/python benchmarks/formats_memory.py --sizes 10000,100000   # smoke run, ~3.5 min
     .venv/bin/python benchmarks/formats_memory.py --backends sqlite --formats csv,parquet
 """
 
