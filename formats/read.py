@@ -280,7 +280,10 @@ def _xml_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
 
 def _parquet_records(path: Path, entity: FileEntity) -> Iterator[dict[str, Any]]:
     try:
-        file = pq.ParquetFile(path)
+        # No pre-buffering: with it (pyarrow's default) a reader over every row group reads
+        # the column chunks of the whole file ahead and holds them to the end, so memory
+        # grows with the file (benchmarks/RESULTS.md, issue 13).
+        file = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FileFormatError(f"{path}: not a readable Parquet file ({exc})") from exc
     _check_header(path, entity, file.schema_arrow.names)
