@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -49,10 +50,10 @@ class FileEntity:
     element: str
     row_checks: tuple[Callable[[pd.DataFrame], pd.Series], ...] = ()
 
-    @property
-    def columns(self) -> list[str]:
-        """The file's columns, in table order."""
-        return [c.name for c in business_columns(self.table)]
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """The file's columns, in table order (cached: a reader asks once per field)."""
+        return tuple(c.name for c in business_columns(self.table))
 
     @property
     def kinds(self) -> dict[str, str]:
