@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,3 +276,18 @@ def wh(wh_url: str) -> Iterator[sa.Engine]:
             conn.execute(table.delete())
     yield engine
     engine.dispose()
+
+
+def subscribers_file(path: Path, url: str, **options: object) -> Path:
+    """Write a subscribers file at ``path``: one subscriber "app" of ``purchase_order.*`` at
+    ``url``, its secret in ``APP_HOOK_SECRET``, with ``options`` (e.g. ``max_attempts=1``)."""
+    lines = [
+        "[[subscribers]]",
+        'name = "app"',
+        f'url = "{url}"',
+        'events = ["purchase_order.*"]',
+        'secret = "env:APP_HOOK_SECRET"',
+        *(f"{key} = {json.dumps(value)}" for key, value in options.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from event_receivers import Receiver, add_events, deliveries
+from event_receivers import Receiver, add_events, deliveries, subscribers_file
 
 from events.delivery import fan_out
 from events.subscribers import load_subscribers
@@ -28,17 +28,7 @@ def test_the_flow_delivers_and_fails_the_run_when_a_delivery_dies(
     upgrade(url)
     engine = create_warehouse_engine(url)
     with Receiver("app", SECRET) as r:
-        config = tmp_path / "events.toml"
-        config.write_text(
-            f"""
-[[subscribers]]
-name = "app"
-url = "{r.url}"
-events = ["purchase_order.*"]
-secret = "env:APP_HOOK_SECRET"
-max_attempts = 1
-"""
-        )
+        config = subscribers_file(tmp_path / "events.toml", r.url, max_attempts=1)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("WAREHOUSE_URL", url)
         monkeypatch.setenv("EVENT_SUBSCRIBERS_FILE", str(config))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from event_receivers import Receiver, add_events, deliveries, wh, wh_url
+from event_receivers import Receiver, add_events, deliveries, subscribers_file, wh, wh_url
 
 from events.delivery import fan_out
 from events.subscribers import load_subscribers
@@ -47,18 +47,12 @@ def test_sigkill_mid_delivery_loses_nothing_and_duplicates_nothing(
     wh: sa.Engine, wh_url: str, tmp_path: Path
 ) -> None:
     with Receiver("app", SECRET) as r:
-        config = tmp_path / "events.toml"
-        config.write_text(
-            f"""
-[[subscribers]]
-name = "app"
-url = "{r.url}"
-events = ["purchase_order.*"]
-secret = "env:APP_HOOK_SECRET"
-timeout_seconds = 1
-backoff_base_seconds = 0.01
-backoff_max_seconds = 0.01
-"""
+        config = subscribers_file(
+            tmp_path / "events.toml",
+            r.url,
+            timeout_seconds=1,
+            backoff_base_seconds=0.01,
+            backoff_max_seconds=0.01,
         )
         fan_out(wh, load_subscribers(config))  # the subscriber starts here
         keys = ["A", "B", "A", "B", "A", "C", "B", "A"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from event_receivers import Receiver, add_events, deliveries
+from event_receivers import Receiver, add_events, deliveries, subscribers_file
 from typer.testing import CliRunner
 
 from invsync.cli import app
@@ -27,17 +27,7 @@ def setup(
     upgrade(url)
     engine = create_warehouse_engine(url)
     with Receiver("app", SECRET) as r:
-        config = tmp_path / "events.toml"
-        config.write_text(
-            f"""
-[[subscribers]]
-name = "app"
-url = "{r.url}"
-events = ["purchase_order.*"]
-secret = "env:APP_HOOK_SECRET"
-max_attempts = 1
-"""
-        )
+        config = subscribers_file(tmp_path / "events.toml", r.url, max_attempts=1)
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("WAREHOUSE_URL", url)
         monkeypatch.setenv("EVENT_SUBSCRIBERS_FILE", str(config))
