@@ -106,7 +106,7 @@ def _finale_client(settings: Settings) -> FinaleClient:
     name = settings.finale_shared_rate_limit
     # Without `invsync setup` the limit does not exist: the client's own limiter still
     # applies, and no request pays for a round trip to the Prefect API.
-    if name and flow_run.id and shared_limit_exists(name):
+    if name and flow_run.id and shared_limit_exists(name, str(flow_run.id)):
         from prefect.concurrency.sync import rate_limit
 
         def shared(method: str) -> None:

@@ -12,6 +12,7 @@ or dropped.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -66,6 +67,13 @@ def upgrade(url: str | URL, revision: str = "head", *, schema: str = DEFAULT_SCH
     """
     engine = create_warehouse_engine(url, schema=schema)
     try:
+        if revision == "head":
+            # Nearly every call finds the warehouse current: say so without the lock and
+            # without loading Alembic's environment (a run checks at each entity).
+            with engine.connect() as conn:
+                current = _migration_context(conn, schema).get_current_revision()
+            if current is not None and current == head_revision():
+                return current
         with engine.begin() as conn:
             backend = backend_for(conn)
             backend.migration_lock(conn)
@@ -104,6 +112,7 @@ def current_revision(url: str | URL, *, schema: str = DEFAULT_SCHEMA) -> str | N
         engine.dispose()
 
 
+@cache
 def head_revision() -> str | None:
     """The latest revision shipped with this package (what ``upgrade()`` migrates to)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
