@@ -37,6 +37,11 @@ os.execv(sys.executable, [sys.executable, "-m", "uvicorn", *sys.argv[2:]])
 
 STARTUP_SECONDS_DEFAULT = 60.0
 
+#: Test-only: the test suite names its throwaway PostgreSQL database here so the servers the
+#: CLI starts under test use it (already migrated, and no 503 while SQLite is locked) instead
+#: of SQLite in ``PREFECT_HOME``. Nothing else sets it; unset, the server is Prefect's default.
+TEST_DATABASE_ENV = "INVSYNC_TEST_PREFECT_DATABASE_URL"
+
 
 @contextmanager
 def temporary_server() -> Iterator[None]:
@@ -62,6 +67,8 @@ def temporary_server() -> Iterator[None]:
     ]  # fmt: skip
     env = {**os.environ, "PREFECT_UI_ENABLED": "0"}
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if test_database := os.environ.get(TEST_DATABASE_ENV):
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = test_database
     process = subprocess.Popen(
         [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *args],
         env=env,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prefect_harness import TEST_DATABASE_ENV, prefect_database, prefect_server_harness
 from sqlalchemy.engine import URL, make_url
 
 from warehouse.db import create_warehouse_engine
@@ -29,22 +30,31 @@ def _admin_url() -> URL:
     return url
 
 
-@pytest.fixture(scope="session")
-def pg_admin_engine() -> Iterator[sa.Engine]:
-    """An AUTOCOMMIT engine on the test server, used to create and drop databases."""
-    url = _admin_url()
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+def _unreachable_reason(engine: sa.Engine) -> str | None:
+    """Why PostgreSQL at ``engine`` cannot be used, or None when it answers."""
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except Exception as exc:
-        engine.dispose()
-        reason = (
-            f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)} "
+        return (
+            f"PostgreSQL not reachable at {engine.url.render_as_string(hide_password=True)} "
             f"({type(exc).__name__}); set TEST_DATABASE_URL to a server you can create "
             "databases on"
         )
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
+    return None
+
+
+def _require_postgres() -> bool:
+    return os.environ.get("REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine() -> Iterator[sa.Engine]:
+    """An AUTOCOMMIT engine on the test server, used to create and drop databases."""
+    engine = sa.create_engine(_admin_url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    if reason := _unreachable_reason(engine):
+        engine.dispose()
+        if _require_postgres():
             pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}")
         pytest.skip(reason)
     yield engine
@@ -88,10 +98,43 @@ def engine(warehouse_url: str) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """A temporary Prefect server and database, started once for the whole session (~15 s)."""
-    from prefect.testing.utilities import prefect_test_harness
+@pytest.fixture(scope="session", autouse=True)
+def prefect_database_url() -> Iterator[str | None]:
+    """The session's throwaway PostgreSQL database for Prefect servers, or None without one.
 
-    with prefect_test_harness(server_startup_timeout=60):
+    Named in ``INVSYNC_TEST_PREFECT_DATABASE_URL`` for the whole session, so the temporary
+    servers the CLI starts (in-process or in a subprocess) use it instead of a SQLite file;
+    ``prefect_harness`` runs on it too. See ``tests/prefect_harness.py``.
+    Without a reachable PostgreSQL the servers stay on SQLite, as Prefect's default.
+    """
+    engine = sa.create_engine(_admin_url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        if _unreachable_reason(engine):
+            yield None
+            return
+        with prefect_database(engine) as url, pytest.MonkeyPatch.context() as patch:
+            patch.setenv(TEST_DATABASE_ENV, url)
+            yield url
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(
+    prefect_database_url: str | None, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """A Prefect server for the whole session, on the session's PostgreSQL database.
+
+    Without a reachable PostgreSQL this fails when ``REQUIRE_POSTGRES=1`` and otherwise falls
+    back to Prefect's own SQLite harness (slower under load: see ``tests/prefect_harness.py``).
+    """
+    if prefect_database_url is None:
+        if _require_postgres():
+            request.getfixturevalue("pg_admin_engine")  # fails, naming why
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=60):
+            yield
+        return
+    with prefect_server_harness(prefect_database_url, startup_timeout=60):
         yield

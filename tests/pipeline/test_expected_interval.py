@@ -48,7 +48,11 @@ def _scheduled_intervals() -> dict[str, timedelta]:
     return fastest
 
 
-@pytest.mark.parametrize("spec", [*ENTITIES.values(), *APP_ENTITIES.values()], ids=str)
+# Named by entity: ``str(spec)`` holds object addresses, which differ between pytest-xdist
+# workers (and their collections must agree).
+@pytest.mark.parametrize(
+    "spec", [*ENTITIES.values(), *APP_ENTITIES.values()], ids=lambda spec: spec.name
+)
 def test_expected_interval_is_the_fastest_schedule_that_syncs_the_entity(spec: Any) -> None:
     scheduled = _scheduled_intervals()
 

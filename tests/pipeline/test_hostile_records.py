@@ -199,7 +199,11 @@ def test_timestamps_with_a_zone_use_it_and_zone_less_ones_use_the_account_zone(
     assert result.frames["facilities"]["last_updated_at"].iloc[0].to_pydatetime() == stored
 
 
-@pytest.mark.parametrize("value", [None, MISSING, "", "yesterday"], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [None, MISSING, "", "yesterday"],
+    ids=lambda v: "MISSING" if v is MISSING else repr(v),  # no object address in the id
+)
 def test_a_record_without_a_usable_cursor_is_quarantined(value: Any) -> None:
     raw = frame_of([with_value(BASE["products"], "lastUpdatedDate", value)])
     result = transform_chunk(ENTITIES["products"], raw, CTX)
