@@ -413,9 +413,7 @@ def without_heartbeat() -> Iterator[None]:
     Prefect gives each flow run a heartbeat thread that sleeps in one-second steps and is
     joined when the run ends, so every flow run ends up to a second (0.7 to 0.9 s measured)
     after its work is done. A run started from the shell has its operator watching
-    (``invsync`` keeps a heartbeat only when one is configured); a backfill's per-window
-    flow runs run in their parent's process, whose own heartbeat tells the server that the
-    process is alive.
+    (``invsync`` keeps a heartbeat only when one is configured).
     """
     if get_current_settings().flows.heartbeat_frequency is None:
         yield  # already off: no settings copy (~70 ms each)

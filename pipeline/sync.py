@@ -1,6 +1,6 @@
 """Sync one entity from its source (Finale, an app database) into the warehouse, exactly once.
 
-Plain code (no Prefect): ``EntitySync`` is driven by the Prefect subflow in
+Plain code (no Prefect): ``EntitySync`` is driven by the Prefect entity task in
 ``flows/finale_sync.py`` through thin tasks, and can be driven directly by tests and
 benchmarks. The contract it keeps:
 
@@ -48,7 +48,7 @@ from warehouse.runs import RunRecord, RunStatus
 log = logging.getLogger(__name__)
 
 #: How a run reads. "backfill" reads [since, until] like "incremental" but never moves the
-#: watermark, and is recorded (sync_runs, subflow names, events) as a backfill. "import"
+#: watermark, and is recorded (sync_runs, task-run names, events) as a backfill. "import"
 #: reads a file (``formats.imports``): every record of it, never moving the watermark and
 #: never marking rows the file does not hold as deleted.
 MODES = ("incremental", "full", "backfill", "import")

@@ -1,8 +1,8 @@
 """The ``invsync`` command line over the real Prefect flows.
 
 ``invsync sync --json`` runs as a real subprocess (the console script, the ``finale-sync``
-flow and its subflows against the session's Prefect server) and must load the warehouse
-and print the status JSON; ``invsync status --json`` must then tell the same story. The
+flow and its entity task runs against the session's Prefect server) and must load the
+warehouse and print the status JSON; ``invsync status --json`` must then tell the same story. The
 quarantine threshold, bad settings and the demo run the same app in-process (``run_cli``).
 """
 

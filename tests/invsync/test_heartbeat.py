@@ -15,20 +15,12 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from flows.finale_sync import without_heartbeat
 from invsync.cli import _heartbeat_only_if_configured
 
 
 @flow
 def heartbeat_seen_by_run() -> int | None:
     return get_current_settings().flows.heartbeat_frequency
-
-
-@flow
-def heartbeats_seen_by_subflows() -> list[int | None]:
-    with without_heartbeat():
-        first = heartbeat_seen_by_run()
-    return [get_current_settings().flows.heartbeat_frequency, first]
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -48,11 +40,3 @@ def test_a_configured_heartbeat_is_kept_for_shell_runs() -> None:
         _heartbeat_only_if_configured(),
     ):
         assert heartbeat_seen_by_run() == 45
-
-
-@pytest.mark.usefixtures("prefect_harness")
-def test_subflows_run_without_a_heartbeat_while_their_parent_keeps_its_own() -> None:
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 45}):
-        parent, subflow = heartbeats_seen_by_subflows()
-
-    assert (parent, subflow) == (45, None)

@@ -89,7 +89,7 @@ RESULTS: list[RunRecord] = [
         duration_ms=5000,
         quarantine_sample=[],
     ),
-    # What flows/finale_sync.py records for an entity whose subflow failed before its run
+    # What flows/finale_sync.py records for an entity whose task run failed before its run
     # was recorded: no counts, no times, just the error.
     RunRecord(
         run_id="run-0001",
