@@ -167,11 +167,12 @@ def _copy_bound(db_url: str, chunk_size: int) -> dict[str, Any]:
     """Time a raw COPY of the final ``products`` rows into identically defined tables."""
     import psycopg
 
-    from warehouse.db import normalize_url
+    from warehouse.db import DEFAULT_SCHEMA, normalize_url
 
     url = normalize_url(db_url).set(drivername="postgresql")
     dsn = url.render_as_string(hide_password=False)
-    with psycopg.connect(dsn) as conn:
+    # The warehouse's tables are in its schema (WAREHOUSE_SCHEMA, the default here).
+    with psycopg.connect(dsn, options=f"-c search_path={DEFAULT_SCHEMA}") as conn:
         with conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS products_copy, products_copy_unindexed")
             cur.execute("CREATE TABLE products_copy (LIKE products INCLUDING ALL)")
