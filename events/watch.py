@@ -44,9 +44,10 @@ class WatchRule:
     Attributes:
         name: the rule's id in ``event_watch`` (keep it stable: renaming starts a new
             baseline).
-        select: builds the query of watched records: its first column is the record's
-            key, its second the watched value, the others go into the event's data
-            under their labels.
+        select: the query of watched records: its first column is the record's key, its
+            second the watched value, the others go into the event's data under their
+            labels. Each rule is evaluated under its entity's sync lock, so no two runs
+            write its state at once.
         key: the key expression of ``select``, to restrict it to the records one load
             wrote.
         key_column: the column of the entity's loaded rows that holds the same keys.

@@ -7,9 +7,9 @@ already in the warehouse); the parent flow fails at the end if any entity failed
 One entity's run (``sync_one_entity``) is a ``sync-<entity>-<mode>`` task run of the
 parent flow, with its own state, logs and timeout: a task run is orchestrated by the
 client, where a subflow costs several round trips to the Prefect API (about 0.2 s per
-entity, most of a run that finds nothing to do; benchmarks/run_overhead.py). The same body
-is also the ``sync-entity`` flow, for a run of one entity on its own (the backfill flow's
-windows, an ad-hoc run from the UI).
+entity, most of a run that finds nothing to do; benchmarks/run_overhead.py). A backfill's
+windows are such task runs too. The same body is also the ``sync-entity`` flow, for a run
+of one entity on its own (from code, or the UI).
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def sync_one_entity(
     return result
 
 
-#: One entity on its own, as a flow run (backfill windows, ad-hoc runs).
+#: One entity on its own, as a flow run (from code, or the UI).
 sync_entity = flow(
     name="sync-entity",
     flow_run_name="sync-{entity}-{mode}",
