@@ -89,8 +89,9 @@ def announce(
         entity: the entity the events are about.
         now: the events' time and the state's ``updated_at``.
         run_id: the sync run that wrote the records.
-        keys: only these records (those one load wrote); None = all of them, which also
-            forgets records that left the selection.
+        keys: only these records (those one load wrote; empty: none); None = all of
+            them, which also forgets records that left the selection. A rule without a
+            baseline takes it over all records, whatever ``keys`` says.
 
     Returns:
         The number of events recorded per type.

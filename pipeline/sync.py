@@ -500,7 +500,10 @@ class EntitySync:
             if self.full_read:
                 r.source_count, r.source_checksum = self._loaded.source_hashes.result()
                 r.warehouse_count, r.warehouse_checksum = load.table_checksum(conn, self.spec.table)
-            self._announce(conn, now)
+            # Each chunk announced what it wrote; the end compares every record only when
+            # it wrote rows itself (merged sums, deletions) or a full read may have.
+            wrote = written.inserted or written.updated or written.deleted
+            self._announce(conn, now, everything=bool(self.full_read or wrote))
             r.status = self._judge()
             r.finished_at = _utcnow()
             r.duration_ms = int((time.monotonic() - self._clock) * 1000)
@@ -520,17 +523,28 @@ class EntitySync:
         return r
 
     def _announce(
-        self, conn: sa.Connection, now: datetime, loaded: pd.DataFrame | None = None
+        self,
+        conn: sa.Connection,
+        now: datetime,
+        loaded: pd.DataFrame | None = None,
+        *,
+        everything: bool = False,
     ) -> None:
         """Record the events of the spec's watch rules, in the transaction that wrote the rows.
 
-        ``loaded``: the rows one chunk wrote (only their records are compared); None: every
-        record, which also catches what the run wrote at its end and forgets deleted ones.
+        ``loaded``: the rows one chunk wrote (only their records are compared).
+        ``everything``: compare every record, which also forgets deleted ones. With
+        neither, only a rule that has no baseline yet takes it.
         """
         if self.options.dry_run:
             return
         for rule in self.spec.events:
-            keys = None if loaded is None else loaded[rule.key_column].dropna().unique().tolist()
+            if everything:
+                keys = None
+            elif loaded is None:
+                keys = []
+            else:
+                keys = loaded[rule.key_column].dropna().unique().tolist()
             announced = watch.announce(
                 conn, rule, entity=self.spec.name, now=now, run_id=self.result.run_id, keys=keys
             )
