@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from invsync.events_cli import events_app
-from invsync.runtime import tune_garbage_collector
+from invsync.runtime import freeze_objects_before_exit, tune_garbage_collector
 from invsync.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:  # the help must not import the warehouse layer (sqlalchemy, numpy)
@@ -806,7 +806,10 @@ def main() -> None:
     # (loudly) on a machine without internet; off unless the user chose otherwise.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     tune_garbage_collector()
-    app()
+    try:
+        app()
+    finally:
+        freeze_objects_before_exit()
 
 
 if __name__ == "__main__":

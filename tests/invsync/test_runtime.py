@@ -49,3 +49,21 @@ def test_the_cli_entry_point_tunes_the_collector() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(YOUNG_GENERATION_THRESHOLD)
+
+
+def test_the_cli_entry_point_freezes_live_objects_as_it_exits_with_the_commands_code() -> None:
+    # The command ends in SystemExit (Typer's way); the freeze must still happen, the exit
+    # code must survive it, and nothing is frozen while the command runs.
+    code = (
+        "import atexit, gc, sys\n"
+        "from invsync import cli\n"
+        "def command():\n"
+        "    print('during', gc.get_freeze_count())\n"
+        "    sys.exit(3)\n"
+        "cli.app = command\n"
+        "atexit.register(lambda: print('at exit', gc.get_freeze_count() > 0))\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["during 0", "at exit True"]
