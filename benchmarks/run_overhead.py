@@ -19,11 +19,18 @@ work is what they cost. The script:
 5. times ``python -c 'import invsync.cli'`` (``--repeat`` times, median) and breaks one
    import down with ``-X importtime`` (the largest top-level imports, cumulative).
 
+With ``--compare-with DIR`` (another checkout of the project, e.g. a ``git worktree`` of
+the commit before a change, with the same migrations), each timed run of this checkout is
+followed by one of DIR's against the same server, sandbox and warehouse, and the medians
+and their ratio are reported: the load of a shared machine then weighs on both alike.
+
 A script, not a test: figures vary with the machine and its load (printed).
 
     .venv/bin/python benchmarks/run_overhead.py                  # 5 repetitions, ~1 min
     .venv/bin/python benchmarks/run_overhead.py --repeat 9 --json /tmp/run_overhead.json
     .venv/bin/python benchmarks/run_overhead.py --prefect-db sqlite   # Prefect's default database
+    git worktree add /tmp/before HEAD~1
+    .venv/bin/python benchmarks/run_overhead.py --repeat 9 --compare-with /tmp/before
 """
 
 from __future__ import annotations
@@ -64,12 +71,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _base_env(home: Path) -> dict[str, str]:
+def _base_env(home: Path, root: Path = ROOT) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES) and k not in OWN_NAMES
     }
     env.update(
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(root),
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
@@ -182,6 +189,18 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str
             f"{done.stderr[-4000:]}"
         )
     return seconds, done.stdout
+
+
+def timed_no_change_run(env: dict[str, str], cwd: Path, label: str) -> dict[str, float]:
+    """Time one ``invsync sync``; check it was a no-change run of all five entities."""
+    load = os.getloadavg()[0]
+    seconds, stdout = run_cli(["sync"], env, cwd)
+    counts = written(stdout)
+    changed = {name: c for name, c in counts.items() if c != (0, 0)}
+    if len(counts) != 5 or changed:
+        raise RuntimeError(f"not a no-change run of 5 entities: {counts}")
+    print(f"  invsync sync {label}: {seconds:.2f} s (load {load:.2f})", flush=True)
+    return {"seconds": seconds, "load_1m": load}
 
 
 def written(stdout: str) -> dict[str, tuple[int, int]]:
@@ -304,7 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         default="postgresql",
         help="the Prefect server's database (PostgreSQL: TEST_DATABASE_URL or the local server)",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="DIR",
+        help="another checkout: time its runs alternately with this one's and report the ratio",
+    )
     args = parser.parse_args(argv)
+    other = args.compare_with.resolve() if args.compare_with else None
+    if other is not None and not (other / "invsync" / "cli.py").exists():
+        parser.error(f"--compare-with {other}: not a checkout of this project (no invsync/cli.py)")
 
     with tempfile.TemporaryDirectory(prefix="run-overhead-") as tmp:
         work = Path(tmp)
@@ -329,16 +357,12 @@ def main(argv: list[str] | None = None) -> int:
             seed, _ = run_cli(["sync", "--mode", "full"], env, work)
             warm, _ = run_cli(["sync"], env, work)
             print(f"seed (full sync) {seed:.2f} s; warm-up incremental {warm:.2f} s", flush=True)
-            runs = []
+            runs, other_runs = [], []
             for i in range(args.repeat):
-                load = os.getloadavg()[0]
-                seconds, stdout = run_cli(["sync"], env, work)
-                counts = written(stdout)
-                changed = {name: c for name, c in counts.items() if c != (0, 0)}
-                if len(counts) != 5 or changed:
-                    raise RuntimeError(f"not a no-change run of 5 entities: {counts}")
-                runs.append({"seconds": seconds, "load_1m": load})
-                print(f"  invsync sync #{i + 1}: {seconds:.2f} s (load {load:.2f})", flush=True)
+                if other is not None:  # first, so the last run (the spans') is this one's
+                    other_env = {**env, "PYTHONPATH": str(other)}
+                    other_runs.append(timed_no_change_run(other_env, work, f"#{i + 1} {other}"))
+                runs.append(timed_no_change_run(env, work, f"#{i + 1}"))
             spans = flow_run_spans(api_url)
         imports = import_seconds(_base_env(home), args.repeat)
         breakdown = import_breakdown(_base_env(home))
@@ -360,11 +384,26 @@ def main(argv: list[str] | None = None) -> int:
         "import_median": statistics.median(imports),
         "import_breakdown": breakdown,
     }
+    if other is not None:
+        other_median = statistics.median(r["seconds"] for r in other_runs)
+        result["compared_with"] = {
+            "checkout": str(other),
+            "sync_seconds": [r["seconds"] for r in other_runs],
+            "sync_median": other_median,
+            "ratio": sync_median / other_median,
+        }
     print(
         f"\ninvsync sync (no change, 5 entities; Prefect server on {args.prefect_db}), "
         f"median of {args.repeat}: {sync_median:.2f} s"
     )
     print(f"  runs: {', '.join(f'{s:.2f}' for s in result['sync_seconds'])} s")
+    if other is not None:
+        compared = result["compared_with"]
+        print(
+            f"  {other}, alternating with those: median {compared['sync_median']:.2f} s "
+            f"(runs: {', '.join(f'{s:.2f}' for s in compared['sync_seconds'])} s)\n"
+            f"  this checkout / {other}: {compared['ratio']:.2f}"
+        )
     print(f"  last run's finale-sync flow run: {spans['seconds']:.2f} s")
     for entity in spans["entities"]:
         tail = entity["until_next"]

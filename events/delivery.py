@@ -58,6 +58,7 @@ from events.outbox import OutboxEvent
 from events.sending import Outcome, post
 from events.subscribers import Subscriber, SubscriberConfig
 from schemas.tables import event_dead_letters, event_deliveries, event_subscribers, outbox_events
+from warehouse.backends import backend_for
 from warehouse.locks import EntityLocked, entity_lock
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ STATUSES = (PENDING, DELIVERED, DEAD)
 FAN_OUT_BATCH = 5000
 #: Deliveries read per query while walking a subscriber's queue.
 PAGE = 200
-#: How long fan-out waits for transactions still writing events (PostgreSQL).
-FAN_OUT_LOCK_TIMEOUT = "10s"
+#: How long fan-out waits for transactions still writing events.
+FAN_OUT_LOCK_TIMEOUT_SECONDS = 10
 
 Clock = Callable[[], datetime]
 ClientFactory = Callable[[Subscriber], httpx.Client]
@@ -253,14 +254,12 @@ def fan_out(
 def _fan_out_batch(
     conn: sa.Connection, config: SubscriberConfig, now: datetime
 ) -> tuple[int, bool]:
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{FAN_OUT_LOCK_TIMEOUT}'"))
-        conn.execute(sa.text("LOCK TABLE outbox_events IN SHARE MODE"))
+    backend_for(conn).block_inserts(conn, outbox_events, FAN_OUT_LOCK_TIMEOUT_SECONDS)
     state = sa.select(event_subscribers.c.fanned_out_to).where(
         event_subscribers.c.name == config.name
     )
-    start = conn.execute(state.with_for_update() if postgres else state).scalar_one_or_none()
+    # (SQLite renders no FOR UPDATE: its one writer at a time needs none.)
+    start = conn.execute(state.with_for_update()).scalar_one_or_none()
     if start is None:
         end = conn.execute(sa.select(sa.func.coalesce(sa.func.max(outbox_events.c.id), 0)))
         conn.execute(

@@ -42,8 +42,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware (UTC) value")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # In UTC on every database: SQLite's DATETIME stores the wall time and drops the zone.
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         if value is None:

@@ -150,7 +150,7 @@ def install_api(
         )
     engine = create_warehouse_engine(url, schema=schema)
     try:
-        if backend_for(engine).name != "postgresql":
+        if not backend_for(engine).has_row_level_security:
             raise ApiSetupError(
                 "the API views need PostgreSQL (Supabase); WAREHOUSE_URL is a SQLite file"
             )

@@ -120,7 +120,7 @@ def head_revision() -> str | None:
 
 def _version_table_schema(conn: Connection, schema: str) -> str | None:
     """Where Alembic keeps its version table: the warehouse's schema, where there are any."""
-    return None if conn.dialect.name == "sqlite" else schema
+    return schema if backend_for(conn).has_schemas else None
 
 
 def _migration_context(conn: Connection, schema: str) -> MigrationContext:

@@ -114,3 +114,22 @@ def test_partial_indexes_have_the_predicate_of_the_metadata(warehouse_url: str) 
         assert checked, "the quarantine's open-entry index is partial"
     finally:
         engine.dispose()
+
+
+def test_offline_sql_keeps_the_version_table_in_the_warehouse_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # ``alembic -x url=... -x schema=reporting upgrade head --sql``: the script a DBA reviews
+    # before applying it. (SQLite has no offline mode: its batch migrations reflect tables.)
+    from alembic import command
+
+    from warehouse.migrate import alembic_config
+
+    config = alembic_config()
+    x_arguments = ["url=postgresql://db.example/warehouse", "schema=reporting"]
+    config.cmd_opts = type("Options", (), {"x": x_arguments})()
+    command.upgrade(config, "head", sql=True)
+
+    script = capsys.readouterr().out
+    assert "CREATE TABLE reporting.alembic_version (" in script
+    assert script.count("CREATE TABLE") > 10  # the whole warehouse, not only the version table

@@ -36,6 +36,13 @@ class WarehouseBackend(ABC):
     name: ClassVar[str]
     #: The schema temp tables live in; naming it keeps a DROP away from real tables.
     temp_schema: ClassVar[str]
+    #: The database has schemas: the warehouse's tables and Alembic's version table live in
+    #: ``WAREHOUSE_SCHEMA``. Without, one file is one namespace.
+    has_schemas: ClassVar[bool]
+    #: ALTER TABLE cannot change a column in place: Alembic copies the table ("batch" mode).
+    alters_by_copy: ClassVar[bool]
+    #: Row-level security and roles, which the read-only API views rely on.
+    has_row_level_security: ClassVar[bool]
 
     # --- engine -----------------------------------------------------------------------------
 
@@ -195,6 +202,12 @@ class WarehouseBackend(ABC):
     @abstractmethod
     def migration_lock(self, conn: sa.Connection) -> None:
         """Serialise concurrent migrations until ``conn``'s transaction ends, if needed."""
+
+    @abstractmethod
+    def block_inserts(self, conn: sa.Connection, table: sa.Table, timeout_seconds: int) -> None:
+        """Until ``conn``'s transaction ends, no other transaction inserts into ``table``,
+        and those still inserting have committed or rolled back (waiting at most
+        ``timeout_seconds`` for them), so every row this transaction can see is final."""
 
     # --- internals --------------------------------------------------------------------------
 

@@ -54,6 +54,9 @@ class PostgresBackend(WarehouseBackend):
 
     name: ClassVar[str] = "postgresql"
     temp_schema: ClassVar[str] = "pg_temp"
+    has_schemas: ClassVar[bool] = True
+    alters_by_copy: ClassVar[bool] = False
+    has_row_level_security: ClassVar[bool] = True
 
     # --- engine -----------------------------------------------------------------------------
 
@@ -246,6 +249,19 @@ class PostgresBackend(WarehouseBackend):
     def migration_lock(self, conn: sa.Connection) -> None:
         """A transaction advisory lock: concurrent migrations wait for each other."""
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+
+    def block_inserts(self, conn: sa.Connection, table: sa.Table, timeout_seconds: int) -> None:
+        """A ``SHARE`` lock on ``table``: it waits for the transactions inserting into it.
+
+        Ids are taken at insert, not at commit, so a reader that skipped this lock could
+        see a later id committed before an earlier one, and pass the earlier one by.
+        """
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(timeout_seconds)}s'"))
+        conn.execute(
+            sa.text(
+                f"LOCK TABLE {conn.dialect.identifier_preparer.format_table(table)} IN SHARE MODE"
+            )
+        )
 
     # --- internals --------------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ class SqliteBackend(WarehouseBackend):
 
     name: ClassVar[str] = "sqlite"
     temp_schema: ClassVar[str] = "temp"
+    has_schemas: ClassVar[bool] = False
+    alters_by_copy: ClassVar[bool] = True
+    has_row_level_security: ClassVar[bool] = False
 
     # --- engine -----------------------------------------------------------------------------
 
@@ -218,6 +221,9 @@ class SqliteBackend(WarehouseBackend):
 
     def migration_lock(self, conn: sa.Connection) -> None:
         """Nothing: the engine's ``BEGIN IMMEDIATE`` already serialises migrations."""
+
+    def block_inserts(self, conn: sa.Connection, table: sa.Table, timeout_seconds: int) -> None:
+        """Nothing: the engine's ``BEGIN IMMEDIATE`` already keeps every other writer out."""
 
     # --- internals --------------------------------------------------------------------------
 

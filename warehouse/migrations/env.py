@@ -22,19 +22,19 @@ import sqlalchemy as sa
 from alembic import context
 
 from schemas.tables import metadata
-from warehouse.backends import backend_for
+from warehouse.backends import backend_for, backend_named
 from warehouse.db import DEFAULT_SCHEMA, create_warehouse_engine
 
 config = context.config
 
 
 def _configure(connection: sa.Connection, version_table_schema: str | None) -> None:
-    sqlite = connection.dialect.name == "sqlite"
+    backend = backend_for(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        version_table_schema=None if sqlite else version_table_schema,
-        render_as_batch=sqlite,
+        version_table_schema=version_table_schema if backend.has_schemas else None,
+        render_as_batch=backend.alters_by_copy,
         transactional_ddl=True,
         compare_type=True,
     )
@@ -47,15 +47,16 @@ def run_migrations_offline() -> None:
     )
     if not url:
         raise RuntimeError("pass the database URL: alembic -x url=... upgrade head --sql")
-    sqlite = url.startswith("sqlite")
+    backend = backend_named(sa.make_url(url).get_backend_name())
+    if backend is None:
+        raise RuntimeError(f"not a PostgreSQL or SQLite URL: {sa.make_url(url)!r}")
+    schema = context.get_x_argument(as_dictionary=True).get("schema") or DEFAULT_SCHEMA
     context.configure(
         url=url,
         target_metadata=metadata,
         literal_binds=True,
-        version_table_schema=None
-        if sqlite
-        else context.get_x_argument(as_dictionary=True).get("schema") or DEFAULT_SCHEMA,
-        render_as_batch=sqlite,
+        version_table_schema=schema if backend.has_schemas else None,
+        render_as_batch=backend.alters_by_copy,
     )
     with context.begin_transaction():
         context.run_migrations()
