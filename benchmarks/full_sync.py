@@ -410,11 +410,9 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 def _forget_products(db_url: str) -> None:
     """Empty ``products`` and its sync state, so the next full sync starts as the first did."""
-    import sqlalchemy as sa
+    from warehouse.db import create_warehouse_engine
 
-    from warehouse.db import normalize_url
-
-    engine = sa.create_engine(normalize_url(db_url))
+    engine = create_warehouse_engine(db_url)  # the warehouse's schema, not public
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("TRUNCATE products")
