@@ -61,8 +61,9 @@ def _sources() -> Iterator[tuple[str, ast.Module]]:
             yield relative, ast.parse(path.read_text(), relative)
 
 
-def _branch_tests(tree: ast.Module) -> Iterator[ast.expr]:
-    """The conditions of ifs, conditional expressions, whiles, asserts and match cases."""
+def _branch_tests(tree: ast.Module) -> Iterator[ast.AST]:
+    """The conditions of ifs, conditional expressions, whiles, comprehension filters and the
+    patterns of match cases."""
     for node in ast.walk(tree):
         if isinstance(node, ast.If | ast.IfExp | ast.While):
             yield node.test
@@ -70,7 +71,7 @@ def _branch_tests(tree: ast.Module) -> Iterator[ast.expr]:
             yield from node.ifs
         elif isinstance(node, ast.Match):
             for case in node.cases:
-                yield case.pattern  # type: ignore[misc]
+                yield case.pattern
 
 
 def _strings_compared(condition: ast.AST) -> Iterator[tuple[str, int]]:
@@ -122,7 +123,8 @@ def _module_name(relative: str) -> str:
 
 
 def _module_level_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    """Project modules ``module`` imports when it is loaded (not inside functions)."""
+    """Project modules ``module`` imports at its top level when it is loaded (imports
+    inside functions and under ``if TYPE_CHECKING:`` are not followed)."""
     found: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -136,8 +138,6 @@ def _module_level_imports(tree: ast.Module, module: str, is_package: bool) -> se
                 target = node.module or ""
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue  # for the type checker only
     return found
 
 
