@@ -63,11 +63,9 @@ def _main_supplier(suppliers: ListColumn, ctx: TransformContext) -> NestedResult
     supplier's supplierPartyUrl is not text.
     """
     prefs = suppliers.field("supplierPrefOrderId")
-    text, odd = coerce.strings_and_others(prefs)
-    codes, distinct = pd.factorize(prefs[text])
-    marks = np.array(["MAIN" in pref.upper() for pref in distinct], dtype=bool)
-    main = np.zeros(len(prefs), dtype=bool)
-    main[text] = marks[codes]
+    codes, distinct, odd = coerce.distinct_strings(prefs)
+    marks = np.array([*("MAIN" in pref.upper() for pref in distinct), False])  # [-1]: no text
+    main = marks[codes]
     chosen = np.full(suppliers.n_rows, -1)  # the item each row takes; -1: none
     rows, first = _first_per_row(suppliers, np.ones(len(prefs), dtype=bool))
     chosen[rows] = first

@@ -91,6 +91,8 @@ class _Flat(NamedTuple):
     items: list[dict[str, Any]]
     rows: np.ndarray
     plain: bool  # every item is a plain dict (not a subclass)
+    value_types: set[type]  # of the column's values
+    item_types: set[type]  # of the lists' entries, dicts or not
 
 
 class ListColumn:
@@ -121,7 +123,8 @@ class ListColumn:
     def _flat(self) -> _Flat:
         # C-level passes (map, chain) rather than a Python loop over the rows: ~5x faster.
         values = self.values
-        if not all(map(isinstance, values, repeat(list))):
+        value_types = set(map(type, values))
+        if value_types - {list}:
             values = [v if isinstance(v, list) else () for v in values]
         lengths = np.fromiter(map(len, values), np.intp, self.n_rows)
         items = list(chain.from_iterable(values))
@@ -131,7 +134,13 @@ class ListColumn:
             keep = [isinstance(v, dict) for v in items]
             items = list(compress(items, keep))
             rows = rows[np.array(keep, dtype=bool)]
-        return _Flat(items, rows, all(t is dict for t in types if issubclass(t, dict)))
+        plain = all(t is dict for t in types if issubclass(t, dict))
+        return _Flat(items, rows, plain, value_types, types)
+
+    def well_formed(self, item_type: type) -> bool:
+        """Whether every value is a list of ``item_type`` entries, or null."""
+        flat = self._flat
+        return flat.value_types <= {list, type(None)} and flat.item_types <= {item_type}
 
     def field(self, name: str) -> np.ndarray:
         """``item.get(name)`` for every item, as an object array (computed once per name)."""
@@ -317,16 +326,18 @@ def each_distinct(
         except BadValue as exc:
             return None, str(exc)
 
-    text, _ = coerce.strings_and_others(values)
+    codes, distinct, _ = coerce.distinct_strings(values)
+    text = codes >= 0
     if text.any():
-        codes, distinct = pd.factorize(values[text])
         results = [call(value) for value in distinct]
-        out[text] = np.fromiter((result for result, _ in results), object, len(results))[codes]
+        taken = np.fromiter((result for result, _ in results), object, len(results))
+        out[text] = taken[codes[text]]
         reasons = {code: why for code, (_, why) in enumerate(results) if why is not None}
         if reasons:
-            refusing = np.isin(codes, list(reasons))
-            positions = np.flatnonzero(text)[refusing].tolist()
-            refused.update(zip(positions, map(reasons.__getitem__, codes[refusing]), strict=True))
+            refusing = np.flatnonzero(np.isin(codes, list(reasons)))
+            refused.update(
+                zip(refusing.tolist(), map(reasons.__getitem__, codes[refusing]), strict=True)
+            )
     for position in np.flatnonzero(~text).tolist():
         out[position], why = call(values[position])
         if why is not None:
@@ -353,7 +364,10 @@ def shown(value: Any, limit: int = 80) -> str:
 
 
 def apply_mapping(
-    raw: pd.DataFrame, mapping: Mapping[str, Rule], ctx: TransformContext
+    raw: pd.DataFrame,
+    mapping: Mapping[str, Rule],
+    ctx: TransformContext,
+    lists: dict[str, ListColumn] | None = None,
 ) -> tuple[pd.DataFrame, dict[Any, list[str]]]:
     """Build the warehouse frame for ``raw`` and list the values that could not be taken.
 
@@ -361,6 +375,9 @@ def apply_mapping(
         raw: the raw Finale rows (one column per field).
         mapping: target column -> rule.
         ctx: time zone and URL lookups.
+        lists: the list fields flattened so far (field -> ``ListColumn``); the ``Nested``
+            rules add theirs, so a caller that passes it can check them without
+            flattening them again (``list_problems``).
 
     Returns:
         (frame with exactly the mapping's columns and ``raw``'s index,
@@ -369,7 +386,8 @@ def apply_mapping(
     """
     columns: dict[str, pd.Series] = {}
     problems: dict[Any, list[str]] = {}
-    lists: dict[str, ListColumn] = {}  # flattened once per list field, for Nested rules
+    if lists is None:
+        lists = {}  # flattened once per list field, for Nested rules
     for target, rule in mapping.items():
         if isinstance(rule, Nested):
             values, bad = rule.apply(raw, ctx, lists)
@@ -385,24 +403,27 @@ def apply_mapping(
     return pd.DataFrame(columns, index=raw.index), problems
 
 
-def list_problems(raw: pd.DataFrame, lists: Mapping[str, type]) -> dict[Any, list[str]]:
+def list_problems(
+    raw: pd.DataFrame,
+    lists: Mapping[str, type],
+    flattened: Mapping[str, ListColumn] | None = None,
+) -> dict[Any, list[str]]:
     """Rows whose nested list fields are not lists of the expected item type.
 
     ``lists`` maps a raw field to its item type (``dict`` for lists of objects, ``str`` for
     lists of ids). A null field is fine (no items). Rules that read these fields skip
     what they cannot use; this says so, so such a record is quarantined, never loaded with
-    the odd part silently ignored.
+    the odd part silently ignored. ``flattened`` holds the fields ``apply_mapping`` has
+    flattened already (its ``lists``).
     """
     problems: dict[Any, list[str]] = {}
     for name, item_type in lists.items():
         if name not in raw.columns:
             continue
-        values = raw[name].tolist()
-        # The usual case in C-level passes: only lists (or nulls) of the right items.
-        if set(map(type, values)) <= {list, type(None)} and set(
-            map(type, chain.from_iterable(filter(None, values)))
-        ) <= {item_type}:
+        column = (flattened or {}).get(name) or ListColumn(raw[name])
+        if column.well_formed(item_type):  # the usual case, in C-level passes
             continue
+        values = column.values
         expected = "an object" if item_type is dict else "text"
         for label, value in zip(raw.index, values, strict=True):
             if value is None:

@@ -10,7 +10,14 @@ import pandas as pd
 
 from connectors.finale.columnar import decode_deferred
 from pipeline.entities import EntitySpec
-from pipeline.mapping import Timestamp, TransformContext, apply_mapping, list_problems, shown
+from pipeline.mapping import (
+    ListColumn,
+    Timestamp,
+    TransformContext,
+    apply_mapping,
+    list_problems,
+    shown,
+)
 from pipeline.validate import failed_checks, merge_reasons
 from warehouse.canonical import business_columns
 
@@ -95,8 +102,9 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
     if spec.select is not None and len(raw):
         raw = raw[spec.select(raw)]
     raw = raw.reset_index(drop=True)
-    frame, problems = apply_mapping(raw, spec.mapping, ctx)
-    problems = merge_reasons(problems, list_problems(raw, spec.lists))
+    lists: dict[str, ListColumn] = {}  # the list fields, flattened once for both steps
+    frame, problems = apply_mapping(raw, spec.mapping, ctx, lists)
+    problems = merge_reasons(problems, list_problems(raw, spec.lists, lists))
 
     child_frame = None
     if spec.child is not None:
