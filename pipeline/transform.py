@@ -42,8 +42,9 @@ class ChunkResult:
         identities: per row of the main frame, a 64-bit hash of the record's identity in
             the read (see ``EntitySpec.identity_fields``), to find a record read twice
             across chunks.
-        payloads: per row of the main frame, the raw record (its ``source_keys``, and the
-            payload should it be quarantined later).
+        raw: the chunk's raw records that belong to the entity, as read.
+        raw_rows: per row of the main frame, the position of its raw record in ``raw``
+            (its ``source_keys``, and the payload should it be quarantined later).
         quarantined_keys: the mapped primary keys of the quarantined records, where they
             are known: such a record still exists in Finale (not deleted), and for a
             summed entity its key's total would be incomplete (held back).
@@ -53,8 +54,15 @@ class ChunkResult:
     quarantined: list[QuarantineRecord] = field(default_factory=list)
     extracted: int = 0
     identities: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    payloads: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    raw: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    raw_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
     quarantined_keys: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @property
+    def payloads(self) -> pd.DataFrame:
+        """Per row of the main frame, its raw record (taken when asked for: only a run with
+        quarantine entries or duplicates needs them)."""
+        return self.raw.take(self.raw_rows).reset_index(drop=True)
 
     def source_keys(self, spec: EntitySpec) -> list[str | None]:
         """The ``quarantine.source_key`` of each row of the main frame (computed on demand:
@@ -74,7 +82,7 @@ class ChunkResult:
             gone = set(main.loc[rows, key].tolist())
             child = self.frames[spec.child.table.name]
             frames[spec.child.table.name] = child[~child[key].isin(gone)].reset_index(drop=True)
-        gone = self.payloads[rows]
+        gone = self.raw.take(self.raw_rows[rows])
         moved = [
             QuarantineRecord(source_key=key, reasons=[reason], payload=_payload(payload))
             for key, payload in zip(
@@ -88,7 +96,8 @@ class ChunkResult:
             quarantined_keys=[*self.quarantined_keys, *moved_keys],
             extracted=self.extracted,
             identities=self.identities[keep],
-            payloads=self.payloads[keep].reset_index(drop=True),
+            raw=self.raw,
+            raw_rows=self.raw_rows[keep],
         )
 
 
@@ -134,9 +143,8 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
     ]
     keep = np.ones(len(frame), dtype=bool)
     keep[bad] = False
-    good = frame[keep]
-    columns = spec.loading.columns(spec.table)
-    frames = {spec.table.name: good[columns].reset_index(drop=True)}
+    main = frame[spec.loading.columns(spec.table)]
+    frames = {spec.table.name: (main[keep] if bad else main).reset_index(drop=True)}
     if spec.child is not None and child_frame is not None:
         kept = child_frame[~child_frame["parent"].isin(bad)]
         child_columns = [c.name for c in business_columns(spec.child.table)]
@@ -147,8 +155,9 @@ def transform_chunk(spec: EntitySpec, raw: pd.DataFrame, ctx: TransformContext) 
         quarantined=quarantined,
         quarantined_keys=list(known.itertuples(index=False, name=None)),
         extracted=len(raw),
-        identities=_hashes(identity[keep]),
-        payloads=raw[keep].reset_index(drop=True),
+        identities=_hashes(identity)[keep],
+        raw=raw,
+        raw_rows=np.flatnonzero(keep),
     )
 
 
