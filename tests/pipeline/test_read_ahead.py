@@ -108,6 +108,27 @@ def test_several_items_are_worked_at_once() -> None:
     assert not together.broken
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_worker_is_the_reading_thread_itself_several_are_others(workers: int) -> None:
+    readers: set[str] = set()
+    workers_seen: set[str] = set()
+
+    def items() -> Iterator[int]:
+        for i in range(6):
+            readers.add(threading.current_thread().name)
+            yield i
+
+    def work(item: int) -> int:
+        workers_seen.add(threading.current_thread().name)
+        return item
+
+    got = list(worked_ahead(items(), work, ahead=2, workers=workers, name=f"threads{workers}"))
+
+    assert got == list(range(6))
+    assert len(readers) == 1
+    assert (workers_seen == readers) is (workers == 1)
+
+
 def test_the_pool_threads_end_with_the_iteration() -> None:
     assert list(worked_ahead(iter(range(5)), lambda i: i, ahead=2, name="ends")) == list(range(5))
     for thread in _pool_threads("ends"):
