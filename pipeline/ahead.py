@@ -35,11 +35,11 @@ def worked_ahead(
     One thread of a pool reads ``items`` in order; ``workers`` threads of the same pool run
     ``work`` on them, several at once. With one worker the reading thread works each item
     itself: a second thread could only take turns with it for the GIL, and the switching
-    cost more than it overlapped (measured: 5% of a full sync). At most ``ahead`` items are read and not yet taken
-    by the consumer, so memory stays bounded. An error while reading or working is raised
-    to the consumer in its place in the order. Closing the generator early (the consumer
-    stopped, e.g. on an error of its own) stops the reader, which then closes ``items`` in
-    its own thread.
+    cost more than it overlapped (measured: 5% of a full sync). At most ``ahead`` items
+    are read and not yet taken by the consumer, so memory stays bounded. An error while
+    reading or working is raised to the consumer in its place in the order. Closing the
+    generator early (the consumer stopped, e.g. on an error of its own) stops the reader,
+    which then closes ``items`` in its own thread.
     """
     if ahead < 1:
         raise ValueError(f"ahead must be at least 1, not {ahead}")
