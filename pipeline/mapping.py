@@ -317,31 +317,29 @@ def each_distinct(
     ``func`` refuses with ``BadValue``. Values that are not strings (None, junk) are
     rare and passed to ``func`` one by one.
     """
-    out = np.full(len(values), None, dtype=object)
-    refused: dict[int, str] = {}
-
-    def call(value: Any) -> tuple[Any, str | None]:
-        try:
-            return func(value), None
-        except BadValue as exc:
-            return None, str(exc)
-
     codes, distinct, _ = coerce.distinct_strings(values)
-    text = codes >= 0
-    if text.any():
-        results = [call(value) for value in distinct]
-        taken = np.fromiter((result for result, _ in results), object, len(results))
-        out[text] = taken[codes[text]]
-        reasons = {code: why for code, (_, why) in enumerate(results) if why is not None}
-        if reasons:
-            refusing = np.flatnonzero(np.isin(codes, list(reasons)))
-            refused.update(
-                zip(refusing.tolist(), map(reasons.__getitem__, codes[refusing]), strict=True)
-            )
-    for position in np.flatnonzero(~text).tolist():
-        out[position], why = call(values[position])
-        if why is not None:
-            refused[position] = why
+    # One result per distinct string, then spread by code; the last slot (code -1) is for
+    # the values that are not strings. No tuple per value: thousands of live tuples would
+    # wake the garbage collector's full passes over the whole process.
+    taken = np.full(len(distinct) + 1, None, dtype=object)
+    reasons: dict[int, str] = {}
+    for code, value in enumerate(distinct):
+        try:
+            taken[code] = func(value)
+        except BadValue as exc:
+            reasons[code] = str(exc)
+    out = taken[codes]
+    refused: dict[int, str] = {}
+    if reasons:
+        refusing = np.flatnonzero(np.isin(codes, list(reasons)))
+        refused.update(
+            zip(refusing.tolist(), map(reasons.__getitem__, codes[refusing]), strict=True)
+        )
+    for position in np.flatnonzero(codes < 0).tolist():
+        try:
+            out[position] = func(values[position])
+        except BadValue as exc:
+            refused[position] = str(exc)
     return out, refused
 
 
