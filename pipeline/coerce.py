@@ -76,12 +76,16 @@ def _kinds(values: np.ndarray) -> _Sorted:
     kind = _UNIFORM.get(pd.api.types.infer_dtype(values, skipna=True))
     if kind is not None:
         # The usual column: Arrow's conversion, which the parsers need anyway, also finds
-        # the missing values (None, NaN, NA) in one pass.
-        arrow_type = pa.large_string() if kind == _TEXT else pa.float64()
+        # the missing values (None, NaN, NA) in one pass. Numbers are converted as the
+        # type Arrow infers, then cast safely: an integer no float holds exactly is
+        # refused there (a cast straight to float64 would wrap a NumPy uint64 to -1).
         try:
-            arrow = pa.array(values, type=arrow_type, from_pandas=True)
-        except (UnicodeEncodeError, pa.ArrowInvalid):  # a lone surrogate; an inexact float
-            arrow = None
+            if kind == _TEXT:
+                arrow = pa.array(values, type=pa.large_string(), from_pandas=True)
+            else:
+                arrow = pa.array(values, from_pandas=True).cast(pa.float64())
+        except (pa.ArrowException, OverflowError, UnicodeEncodeError):
+            arrow = None  # e.g. a lone surrogate, a huge integer: the per-value path says
         if arrow is not None:
             kinds = np.where(arrow.is_null().to_numpy(zero_copy_only=False), _MISSING, kind)
             if kind == _TEXT:

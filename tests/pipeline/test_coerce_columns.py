@@ -77,6 +77,11 @@ def test_uniform_columns_keep_their_missing_values_and_refusals() -> None:
     assert bad.tolist() == [False, False, True, False]
     numbers, bad = coerce.to_number(pd.Series([2**60, 3], dtype=object))
     assert numbers.tolist() == [float(2**60), 3.0] and not bad.any()
+    # A NumPy uint64 past int64 is that number, never wrapped to a small negative one.
+    numbers, bad = coerce.to_number(pd.Series([np.uint64(2**64 - 1)], dtype=object))
+    assert numbers.tolist() == [float(2**64 - 1)] and not bad.any()
+    numbers, bad = coerce.to_number(pd.Series([np.longdouble(1.5), np.float16(2.5)], dtype=object))
+    assert numbers.tolist() == [1.5, 2.5] and not bad.any()
     texts, bad = coerce.to_text(pd.Series([" a ", math.nan, pd.NA, "b\ud800"], dtype=object))
     assert texts.tolist()[0] == "a" and texts.isna().tolist() == [False, True, True, True]
     assert bad.tolist() == [False, False, False, True]
