@@ -76,22 +76,21 @@ def _kinds(values: np.ndarray) -> _Sorted:
     kind = _UNIFORM.get(pd.api.types.infer_dtype(values, skipna=True))
     if kind is not None:
         # The usual column: Arrow's conversion, which the parsers need anyway, also finds
-        # the missing values (None, NaN, NA) in one pass. Numbers are converted as the
-        # type Arrow infers, then cast safely: an integer no float holds exactly is
-        # refused there (a cast straight to float64 would wrap a NumPy uint64 to -1).
+        # the missing values in one pass. Numbers are converted as the type Arrow infers,
+        # then cast safely: an integer no float holds exactly is refused there (a cast
+        # straight to float64 would wrap a NumPy uint64 to -1).
         try:
             if kind == _TEXT:
-                arrow = pa.array(values, type=pa.large_string(), from_pandas=True)
-            else:
-                arrow = pa.array(values, from_pandas=True).cast(pa.float64())
-        except (pa.ArrowException, OverflowError, UnicodeEncodeError):
-            arrow = None  # e.g. a lone surrogate, a huge integer: the per-value path says
-        if arrow is not None:
-            kinds = np.where(arrow.is_null().to_numpy(zero_copy_only=False), _MISSING, kind)
-            if kind == _TEXT:
-                return _Sorted(kinds.astype(np.int8), strings=arrow)
+                strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+                missing = strings.is_null().to_numpy(zero_copy_only=False)
+                return _Sorted(np.where(missing, _MISSING, kind).astype(np.int8), strings)
+            arrow = pa.array(values, from_pandas=True).cast(pa.float64())
             numbers = arrow.to_numpy(zero_copy_only=False, writable=True)  # null: NaN
-            return _Sorted(kinds.astype(np.int8), numbers=numbers)
+            # NaN: a null, or a NaN Arrow keeps as a number (a NumPy float32's).
+            kinds = np.where(np.isnan(numbers), _MISSING, kind).astype(np.int8)
+            return _Sorted(kinds, numbers=numbers)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            pass  # a lone surrogate, a huge integer, an odd NumPy type: sorted value by value
     missing = pd.isna(values)
     types = list(map(type, values))
     code = {kind: _kind_of_type(kind) for kind in set(types)}

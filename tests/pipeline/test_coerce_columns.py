@@ -20,9 +20,17 @@ from hypothesis import strategies as st
 
 from pipeline import coerce
 
+#: NumPy scalars, as a typed source may hand them over (at the edges of their ranges).
+numpy_numbers = st.one_of(
+    st.integers(0, 2**64 - 1).map(np.uint64),
+    st.integers(-(2**63), 2**63 - 1).map(np.int64),
+    st.floats(allow_nan=True, width=32).map(np.float32),
+)
+
 #: Uniform columns (each takes the shortcut when nothing else is mixed in), and mixed ones.
 columns = st.one_of(
     st.lists(st.one_of(st.none(), st.integers()), max_size=8),
+    st.lists(st.one_of(st.none(), numpy_numbers), max_size=8),
     st.lists(st.one_of(st.none(), st.floats(allow_nan=True)), max_size=8),
     st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=8),
     st.lists(
